@@ -1,0 +1,55 @@
+//! Dev-only test harness: the real components our tests run against.
+//!
+//! - [`tools`]: finds the binaries `hack/install-tools.sh` built (kube-apiserver,
+//!   etcd, csi-sanity, ...) and downloads upstream Go modules for compatibility
+//!   tests.
+//! - [`process`]: child processes that die with the test process, logs to files.
+//! - [`control_plane`]: etcd + kube-apiserver (RBAC, service-account tokens,
+//!   our CRDs) on loopback, optionally kube-controller-manager, shared by the
+//!   tests of one binary or started alone.
+//! - [`kubelet`]: plays kubelet against a CSI socket: creates the pod and its
+//!   service account, mints tokens, sends NodePublishVolume and
+//!   NodeUnpublishVolume exactly as kubelet shapes them.
+//! - [`csi`]: a gRPC channel over a unix socket.
+//!
+//! Nothing here is a mock of the API server: if a tool is missing the harness
+//! fails with the command that installs it.
+
+pub mod control_plane;
+pub mod csi;
+pub mod kubelet;
+mod pki;
+pub mod process;
+pub mod tools;
+
+pub use control_plane::{ControlPlane, ControlPlaneOptions};
+pub use kubelet::{Kubelet, TestPod, TestVolume, TokenOptions};
+
+/// Waits until `check` returns `Ok(Some(v))`, polling every `every`, for at
+/// most `timeout`. Returns the last error (or a timeout error) otherwise.
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match last {
+                Some(e) => e.context(format!("timed out after {timeout:?} waiting for {what}")),
+                None => anyhow::anyhow!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        tokio::time::sleep(every).await;
+    }
+}
