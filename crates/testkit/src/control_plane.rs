@@ -72,7 +72,10 @@ impl ControlPlane {
     pub async fn start(opts: ControlPlaneOptions) -> anyhow::Result<Self> {
         let base = std::env::temp_dir().join("secrets-store-testkit");
         std::fs::create_dir_all(&base)?;
-        let dir = tempfile::Builder::new().prefix("control-plane-").tempdir_in(&base)?;
+        remove_stale_dirs(&base);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("control-plane-{}-", std::process::id()))
+            .tempdir_in(&base)?;
         let d = dir.path();
         let pki = pki::write(&d.join("pki"))?;
 
@@ -302,6 +305,25 @@ impl ControlPlane {
     /// The API server's log so far.
     pub fn apiserver_log(&self) -> String {
         self.apiserver.log()
+    }
+}
+
+/// Removes data directories left by test binaries that have exited (a shared
+/// control plane lives in a static and is never dropped).
+fn remove_stale_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("control-plane-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        match pid {
+            Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {}
+            _ => {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 

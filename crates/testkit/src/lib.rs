@@ -11,12 +11,14 @@
 //!   service account, mints tokens, sends NodePublishVolume and
 //!   NodeUnpublishVolume exactly as kubelet shapes them.
 //! - [`csi`]: a gRPC channel over a unix socket.
+//! - [`driver`]: a CSI driver binary under test in its own process.
 //!
 //! Nothing here is a mock of the API server: if a tool is missing the harness
 //! fails with the command that installs it.
 
 pub mod control_plane;
 pub mod csi;
+pub mod driver;
 pub mod kubelet;
 mod pki;
 pub mod process;

@@ -1,0 +1,257 @@
+//! Command-line flags, with the upstream driver's names and defaults so an
+//! upstream DaemonSet's arguments work unchanged, turned into a validated
+//! [`Config`] before anything starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Errors in the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--endpoint` is not `unix://<path>`.
+    #[error("invalid --endpoint {0:?}: only unix://<path> endpoints are supported")]
+    Endpoint(String),
+    /// A duration flag could not be parsed.
+    #[error("invalid duration {0:?}: use a Go duration such as 2m, 30s or 1h30m")]
+    Duration(String),
+}
+
+/// Raw flags as given on the command line (upstream names and defaults).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "secrets-store-csi-driver", version = crate::VERSION, about)]
+pub struct Flags {
+    /// CSI endpoint, `unix://<path>`.
+    #[arg(long, default_value = "unix://tmp/csi.sock")]
+    pub endpoint: String,
+    /// Name the driver registers with kubelet.
+    #[arg(long, default_value = "secrets-store.csi.k8s.io")]
+    pub drivername: String,
+    /// Node name (NodeGetInfo node_id, SecretProviderClassPodStatus node label).
+    #[arg(long, default_value = "")]
+    pub nodeid: String,
+    /// Log as JSON instead of text.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub log_format_json: bool,
+    /// Directory of provider sockets.
+    #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
+    pub provider_volume: PathBuf,
+    /// More provider socket directories, comma separated, searched first.
+    #[arg(long, default_value = "/etc/kubernetes/secrets-store-csi-providers")]
+    pub additional_provider_volume_paths: String,
+    /// Address of the Prometheus metrics endpoint.
+    #[arg(long, default_value = ":8095")]
+    pub metrics_addr: String,
+    /// Metrics backend; only Prometheus exists.
+    #[arg(long, default_value = "Prometheus")]
+    pub metrics_backend: String,
+    /// Refresh mounted content on kubelet republish.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_secret_rotation: bool,
+    /// Minimum interval between two refreshes of a volume (Go duration).
+    #[arg(long, default_value = "2m")]
+    pub rotation_poll_interval: String,
+    /// Serve pprof (accepted for compatibility; there is no Go profiler here).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_pprof: bool,
+    /// pprof port (accepted for compatibility).
+    #[arg(long, default_value_t = 6065)]
+    pub pprof_port: u16,
+    /// Largest provider response accepted, in bytes.
+    #[arg(long, default_value_t = 4194304)]
+    pub max_call_recv_msg_size: usize,
+    /// Poll providers with Version and report their health.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub provider_health_check: bool,
+    /// Interval of provider health checks (Go duration).
+    #[arg(long, default_value = "2m")]
+    pub provider_health_check_interval: String,
+    /// Kubeconfig file; in-cluster configuration when empty.
+    #[arg(long, default_value = "")]
+    pub kubeconfig: String,
+    /// Log verbosity (klog's -v): 0 info, 4 debug, 5 and more trace.
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    pub verbosity: u8,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of the CSI unix socket.
+    pub socket: PathBuf,
+    /// Driver name.
+    pub driver_name: String,
+    /// Node name.
+    pub node_id: String,
+    /// Provider socket directories, in search order.
+    pub provider_dirs: Vec<PathBuf>,
+    /// Minimum interval between refreshes of one volume.
+    pub rotation_poll_interval: Duration,
+    /// Whether republish refreshes content.
+    pub enable_secret_rotation: bool,
+    /// Largest provider response, bytes.
+    pub max_call_recv_msg_size: usize,
+    /// Interval of provider health checks, if enabled.
+    pub provider_health_check: Option<Duration>,
+    /// Log as JSON.
+    pub log_json: bool,
+    /// Log verbosity.
+    pub verbosity: u8,
+}
+
+impl Flags {
+    /// Validates the flags.
+    pub fn into_config(self) -> Result<Config, Error> {
+        let mut provider_dirs: Vec<PathBuf> = self
+            .additional_provider_volume_paths
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        provider_dirs.push(self.provider_volume.clone());
+        Ok(Config {
+            socket: parse_endpoint(&self.endpoint)?,
+            driver_name: self.drivername,
+            node_id: self.nodeid,
+            provider_dirs,
+            rotation_poll_interval: parse_duration(&self.rotation_poll_interval)?,
+            enable_secret_rotation: self.enable_secret_rotation,
+            max_call_recv_msg_size: self.max_call_recv_msg_size,
+            provider_health_check: if self.provider_health_check {
+                Some(parse_duration(&self.provider_health_check_interval)?)
+            } else {
+                None
+            },
+            log_json: self.log_format_json,
+            verbosity: self.verbosity,
+        })
+    }
+}
+
+/// Socket path of a `unix://` endpoint. Like upstream, `unix://tmp/csi.sock`
+/// means `/tmp/csi.sock` (a `/` is prepended to a relative remainder) and the
+/// scheme is matched case-insensitively.
+pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, Error> {
+    let rest = endpoint
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("unix://"))
+        .map(|_| &endpoint[7..])
+        .filter(|rest| !rest.is_empty())
+        .ok_or_else(|| Error::Endpoint(endpoint.to_string()))?;
+    Ok(if rest.starts_with('/') { PathBuf::from(rest) } else { PathBuf::from(format!("/{rest}")) })
+}
+
+/// Parses a Go duration string (`300ms`, `2m`, `1h30m`, `1.5s`).
+pub fn parse_duration(s: &str) -> Result<Duration, Error> {
+    let err = || Error::Duration(s.to_string());
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms_upstream_accepts() {
+        let cases = [
+            ("unix://tmp/csi.sock", Some("/tmp/csi.sock")),
+            ("unix:///csi/csi.sock", Some("/csi/csi.sock")),
+            ("UNIX:///csi/csi.sock", Some("/csi/csi.sock")),
+            ("tcp://127.0.0.1:10000", None),
+            ("unix://", None),
+            ("/csi/csi.sock", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_endpoint(input).ok();
+            assert_eq!(got.as_deref(), want.map(std::path::Path::new), "{input}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        let cases = [
+            ("2m", Some(120.0)),
+            ("30s", Some(30.0)),
+            ("1h30m", Some(5400.0)),
+            ("1.5s", Some(1.5)),
+            ("250ms", Some(0.25)),
+            ("0", Some(0.0)),
+            ("", None),
+            ("5", None),
+            ("2 m", None),
+            ("1d", None),
+        ];
+        for (input, want) in cases {
+            let got = parse_duration(input).ok().map(|d| d.as_secs_f64());
+            assert_eq!(got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn upstream_daemonset_arguments_parse() {
+        let flags = Flags::try_parse_from([
+            "secrets-store-csi-driver",
+            "--endpoint=unix:///csi/csi.sock",
+            "--nodeid=node-1",
+            "--provider-volume=/var/run/secrets-store-csi-providers",
+            "--additional-provider-volume-paths=/etc/kubernetes/secrets-store-csi-providers",
+            "--metrics-addr=:8095",
+            "--enable-secret-rotation=false",
+            "--rotation-poll-interval=2m",
+            "--provider-health-check=false",
+            "--provider-health-check-interval=2m",
+            "--max-call-recv-msg-size=4194304",
+            "-v=5",
+        ])
+        .expect("upstream arguments parse");
+        let config = flags.into_config().expect("valid");
+        assert_eq!(config.socket, PathBuf::from("/csi/csi.sock"));
+        assert_eq!(config.node_id, "node-1");
+        assert_eq!(config.verbosity, 5);
+        assert_eq!(
+            config.provider_dirs,
+            [
+                PathBuf::from("/etc/kubernetes/secrets-store-csi-providers"),
+                PathBuf::from("/var/run/secrets-store-csi-providers")
+            ]
+        );
+        assert_eq!(config.rotation_poll_interval, Duration::from_secs(120));
+        assert!(config.provider_health_check.is_none());
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let config = Flags::try_parse_from(["d"]).expect("parse").into_config().expect("valid");
+        assert_eq!(config.socket, PathBuf::from("/tmp/csi.sock"));
+        assert_eq!(config.driver_name, "secrets-store.csi.k8s.io");
+        assert_eq!(config.max_call_recv_msg_size, 4 * 1024 * 1024);
+        assert!(!config.enable_secret_rotation);
+    }
+}

@@ -1,0 +1,70 @@
+//! `secrets-store-csi-driver`: parse flags, set up logging, serve the CSI
+//! socket until SIGTERM or SIGINT.
+
+use clap::Parser;
+use secrets_store_csi_driver::config::Flags;
+use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
+use secrets_store_csi_driver::{VERSION, server};
+use secrets_store_proto::csi::v1::identity_server::IdentityServer;
+use tonic::service::Routes;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let config = match flags.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(64);
+        }
+    };
+    init_logging(config.verbosity, config.log_json);
+    tracing::info!(
+        version = VERSION,
+        driver = %config.driver_name,
+        node = %config.node_id,
+        socket = %config.socket.display(),
+        "starting"
+    );
+
+    let readiness = Readiness::default();
+    let identity = IdentityService::new(config.driver_name.clone(), VERSION, readiness.clone());
+    let routes = Routes::new(IdentityServer::new(identity));
+    let listener = server::bind(&config.socket)?;
+    server::serve(&config.socket, listener, routes, readiness, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// klog-style verbosity mapped onto tracing levels: 0-3 info, 4 debug, 5+ trace.
+fn init_logging(verbosity: u8, json: bool) {
+    let level = match verbosity {
+        0..=3 => "info",
+        4 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{level},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info,rustls=info,kube_client=info"
+    ));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, draining"),
+    }
+}
