@@ -28,13 +28,19 @@ impl std::error::Error for Error {}
 
 /// Every CRD of this crate, in a stable order.
 pub fn all() -> Result<Vec<CustomResourceDefinition>, Error> {
-    Ok(vec![secret_provider_class()?, secret_provider_class_pod_status()?])
+    Ok(vec![
+        secret_provider_class()?,
+        secret_provider_class_pod_status()?,
+    ])
 }
 
 /// The SecretProviderClass CRD: v1 (storage) and v1alpha1 (served, deprecated).
 pub fn secret_provider_class() -> Result<CustomResourceDefinition, Error> {
     let mut crd = kube::core::crd::merge_crds(
-        vec![v1::SecretProviderClass::crd(), v1alpha1::SecretProviderClass::crd()],
+        vec![
+            v1::SecretProviderClass::crd(),
+            v1alpha1::SecretProviderClass::crd(),
+        ],
         "v1",
     )
     .map_err(|e| Error(e.to_string()))?;
@@ -49,7 +55,10 @@ pub fn secret_provider_class() -> Result<CustomResourceDefinition, Error> {
             .ok_or_else(|| Error(format!("version {} has no schema", v.name)))?;
         let props = derived.properties.unwrap_or_default();
         let field = |name: &str| {
-            props.get(name).cloned().ok_or_else(|| Error(format!("derived schema has no {name}")))
+            props
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error(format!("derived schema has no {name}")))
         };
         v.schema = Some(CustomResourceValidation {
             open_api_v3_schema: Some(root_schema(
@@ -78,7 +87,9 @@ pub fn secret_provider_class_pod_status() -> Result<CustomResourceDefinition, Er
         served: true,
         storage,
         deprecated: (!storage).then_some(true),
-        schema: Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) }),
+        schema: Some(CustomResourceValidation {
+            open_api_v3_schema: Some(schema.clone()),
+        }),
         ..Default::default()
     };
     Ok(CustomResourceDefinition {
@@ -115,11 +126,17 @@ fn root_schema<const N: usize>(
         ..Default::default()
     };
     let mut properties = std::collections::BTreeMap::from([
-        ("apiVersion".to_string(), string("Versioned schema of this object.")),
+        (
+            "apiVersion".to_string(),
+            string("Versioned schema of this object."),
+        ),
         ("kind".to_string(), string("Kind of this object.")),
         (
             "metadata".to_string(),
-            JSONSchemaProps { type_: Some("object".into()), ..Default::default() },
+            JSONSchemaProps {
+                type_: Some("object".into()),
+                ..Default::default()
+            },
         ),
     ]);
     properties.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));

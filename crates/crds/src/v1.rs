@@ -105,7 +105,9 @@ pub struct SecretProviderClassPodStatusStatus {
 }
 
 /// One object fetched from the external secret store.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct SecretProviderClassObject {
     /// Provider-defined id of the object.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -136,8 +138,8 @@ impl k8s_openapi::Metadata for SecretProviderClassPodStatus {
 
 impl Serialize for SecretProviderClassPodStatus {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
         use k8s_openapi::Resource;
+        use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("SecretProviderClassPodStatus", 4)?;
         st.serialize_field("apiVersion", Self::API_VERSION)?;
         st.serialize_field("kind", Self::KIND)?;

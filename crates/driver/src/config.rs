@@ -140,7 +140,11 @@ pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, Error> {
         .map(|_| &endpoint[7..])
         .filter(|rest| !rest.is_empty())
         .ok_or_else(|| Error::Endpoint(endpoint.to_string()))?;
-    Ok(if rest.starts_with('/') { PathBuf::from(rest) } else { PathBuf::from(format!("/{rest}")) })
+    Ok(if rest.starts_with('/') {
+        PathBuf::from(rest)
+    } else {
+        PathBuf::from(format!("/{rest}"))
+    })
 }
 
 /// Parses a Go duration string (`300ms`, `2m`, `1h30m`, `1.5s`).
@@ -155,10 +159,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, Error> {
         return Err(err());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -248,7 +256,10 @@ mod tests {
 
     #[test]
     fn defaults_match_upstream() {
-        let config = Flags::try_parse_from(["d"]).expect("parse").into_config().expect("valid");
+        let config = Flags::try_parse_from(["d"])
+            .expect("parse")
+            .into_config()
+            .expect("valid");
         assert_eq!(config.socket, PathBuf::from("/tmp/csi.sock"));
         assert_eq!(config.driver_name, "secrets-store.csi.k8s.io");
         assert_eq!(config.max_call_recv_msg_size, 4 * 1024 * 1024);

@@ -31,7 +31,14 @@ async fn main() -> anyhow::Result<()> {
     let identity = IdentityService::new(config.driver_name.clone(), VERSION, readiness.clone());
     let routes = Routes::new(IdentityServer::new(identity));
     let listener = server::bind(&config.socket)?;
-    server::serve(&config.socket, listener, routes, readiness, shutdown_signal()).await?;
+    server::serve(
+        &config.socket,
+        listener,
+        routes,
+        readiness,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -46,7 +53,9 @@ fn init_logging(verbosity: u8, json: bool) {
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "{level},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info,rustls=info,kube_client=info"
     ));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

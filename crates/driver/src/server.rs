@@ -32,7 +32,10 @@ pub enum Error {
 
 /// Binds `socket`, replacing a stale socket left by a previous run.
 pub fn bind(socket: &Path) -> Result<UnixListener, Error> {
-    let io = |source| Error::Io { path: socket.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
     match std::fs::symlink_metadata(socket) {
         Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket).map_err(io)?,
         Ok(_) => return Err(Error::NotASocket(socket.to_path_buf())),

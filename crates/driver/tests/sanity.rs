@@ -24,7 +24,11 @@ fn junit_counts(xml: &str) -> (u32, u32, u32) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (attr("tests"), attr("failures") + attr("errors"), attr("skipped"))
+    (
+        attr("tests"),
+        attr("failures") + attr("errors"),
+        attr("skipped"),
+    )
 }
 
 #[tokio::test]
@@ -38,8 +42,14 @@ async fn csi_sanity_identity_specs_pass() -> anyhow::Result<()> {
     let report = work.path().join("sanity.xml");
     let out = Command::new(tool("csi-sanity")?)
         .arg(format!("--csi.endpoint={}", driver.endpoint()))
-        .arg(format!("--csi.mountdir={}", work.path().join("mnt").display()))
-        .arg(format!("--csi.stagingdir={}", work.path().join("stg").display()))
+        .arg(format!(
+            "--csi.mountdir={}",
+            work.path().join("mnt").display()
+        ))
+        .arg(format!(
+            "--csi.stagingdir={}",
+            work.path().join("stg").display()
+        ))
         .arg("--ginkgo.focus=Identity Service")
         .arg("--ginkgo.no-color")
         .arg(format!("--ginkgo.junit-report={}", report.display()))
@@ -50,8 +60,15 @@ async fn csi_sanity_identity_specs_pass() -> anyhow::Result<()> {
     let (tests, failed, skipped) = junit_counts(&xml);
     let ran = tests - skipped;
     println!("csi-sanity: {ran} specs ran, {failed} failed, {skipped} skipped/filtered");
-    assert!(out.status.success(), "csi-sanity failed:\n{stdout}\n--- driver log ---\n{}", driver.log());
+    assert!(
+        out.status.success(),
+        "csi-sanity failed:\n{stdout}\n--- driver log ---\n{}",
+        driver.log()
+    );
     assert_eq!(failed, 0, "{stdout}");
-    assert!(ran >= 3, "expected the Identity specs (GetPluginInfo, GetPluginCapabilities, Probe) to run; ran {ran}:\n{stdout}");
+    assert!(
+        ran >= 3,
+        "expected the Identity specs (GetPluginInfo, GetPluginCapabilities, Probe) to run; ran {ran}:\n{stdout}"
+    );
     Ok(())
 }

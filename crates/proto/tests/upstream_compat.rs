@@ -33,13 +33,16 @@ impl Index {
                 idx.add_message(&prefix, m);
             }
             for e in &file.enum_type {
-                idx.enums.insert(format!("{prefix}.{}", e.name()), e.clone());
+                idx.enums
+                    .insert(format!("{prefix}.{}", e.name()), e.clone());
             }
             for s in &file.service {
-                idx.services.insert(format!("{prefix}.{}", s.name()), s.clone());
+                idx.services
+                    .insert(format!("{prefix}.{}", s.name()), s.clone());
             }
             for x in &file.extension {
-                idx.extensions.insert(format!("{prefix}.{}", x.name()), x.clone());
+                idx.extensions
+                    .insert(format!("{prefix}.{}", x.name()), x.clone());
             }
         }
         idx
@@ -105,15 +108,18 @@ fn compare_message(
     diffs: &mut Vec<String>,
 ) {
     let shapes = |m: &DescriptorProto| -> BTreeMap<i32, String> {
-        m.field.iter().map(|f| (f.number(), field_shape(m, f))).collect()
+        m.field
+            .iter()
+            .map(|f| (f.number(), field_shape(m, f)))
+            .collect()
     };
     let (a, b) = (shapes(ours), shapes(theirs));
     for (n, s) in &b {
         match a.get(n) {
             None => diffs.push(format!("{name}: field #{n} missing (upstream: {s})")),
-            Some(o) if o != s => {
-                diffs.push(format!("{name}: field #{n} differs\n  ours:     {o}\n  upstream: {s}"))
-            }
+            Some(o) if o != s => diffs.push(format!(
+                "{name}: field #{n} differs\n  ours:     {o}\n  upstream: {s}"
+            )),
             _ => {}
         }
     }
@@ -122,8 +128,12 @@ fn compare_message(
             diffs.push(format!("{name}: field #{n} not in upstream ({s})"));
         }
     }
-    let is_map =
-        |m: &DescriptorProto| m.options.as_ref().and_then(|o| o.map_entry).unwrap_or(false);
+    let is_map = |m: &DescriptorProto| {
+        m.options
+            .as_ref()
+            .and_then(|o| o.map_entry)
+            .unwrap_or(false)
+    };
     if is_map(ours) != is_map(theirs) {
         diffs.push(format!("{name}: map_entry differs"));
     }
@@ -136,7 +146,10 @@ fn compare_enum(
     diffs: &mut Vec<String>,
 ) {
     let values = |e: &EnumDescriptorProto| -> BTreeMap<i32, String> {
-        e.value.iter().map(|v| (v.number(), v.name().to_string())).collect()
+        e.value
+            .iter()
+            .map(|v| (v.number(), v.name().to_string()))
+            .collect()
     };
     if values(ours) != values(theirs) {
         diffs.push(format!(
@@ -173,7 +186,9 @@ fn compare_service(
     };
     let (a, b) = (methods(ours), methods(theirs));
     if a != b {
-        diffs.push(format!("{name}: RPCs differ\n  ours:     {a:#?}\n  upstream: {b:#?}"));
+        diffs.push(format!(
+            "{name}: RPCs differ\n  ours:     {a:#?}\n  upstream: {b:#?}"
+        ));
     }
 }
 
@@ -213,7 +228,9 @@ fn compare(ours: &Index, theirs: &Index, required: &BTreeSet<String>) -> Vec<Str
                 if t.number() == x.number()
                     && t.extendee() == x.extendee()
                     && t.r#type() == x.r#type() => {}
-            Some(t) => diffs.push(format!("{name}: extension differs: ours {x:?}, upstream {t:?}")),
+            Some(t) => diffs.push(format!(
+                "{name}: extension differs: ours {x:?}, upstream {t:?}"
+            )),
             None => diffs.push(format!("{name}: extension not defined upstream")),
         }
     }
@@ -230,7 +247,11 @@ fn ours() -> &'static Path {
 }
 
 fn assert_no_diffs(what: &str, diffs: Vec<String>) {
-    assert!(diffs.is_empty(), "{what} differs from upstream:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what} differs from upstream:\n{}",
+        diffs.join("\n")
+    );
 }
 
 #[test]
@@ -246,7 +267,12 @@ fn csi_identity_and_node_match_csi_spec_v1_12_0() -> anyhow::Result<()> {
         .flat_map(|s| theirs.services[*s].method.iter())
         .flat_map(|m| [m.input_type().to_string(), m.output_type().to_string()])
         .collect();
-    required.extend(theirs.closure(roots).into_iter().filter(|n| n.starts_with(".csi.v1.")));
+    required.extend(
+        theirs
+            .closure(roots)
+            .into_iter()
+            .filter(|n| n.starts_with(".csi.v1.")),
+    );
     assert!(required.len() > 30, "closure too small: {required:?}");
     assert_eq!(
         ours.services.keys().cloned().collect::<Vec<_>>(),
@@ -260,7 +286,10 @@ fn csi_identity_and_node_match_csi_spec_v1_12_0() -> anyhow::Result<()> {
 #[test]
 fn provider_api_matches_secrets_store_csi_driver_v1_6_0() -> anyhow::Result<()> {
     let module = go_module_dir("sigs.k8s.io/secrets-store-csi-driver", "v1.6.0")?;
-    let theirs = Index::of(&compile("provider/v1alpha1/service.proto", &module)?, "v1alpha1");
+    let theirs = Index::of(
+        &compile("provider/v1alpha1/service.proto", &module)?,
+        "v1alpha1",
+    );
     let ours = Index::of(&compile("provider.proto", ours())?, "v1alpha1");
 
     let required: BTreeSet<String> = theirs
@@ -271,7 +300,11 @@ fn provider_api_matches_secrets_store_csi_driver_v1_6_0() -> anyhow::Result<()> 
         .cloned()
         .collect();
     assert!(required.contains(".v1alpha1.CSIDriverProvider"));
-    assert_eq!(required.len(), 8, "upstream defines 7 messages and 1 service: {required:?}");
+    assert_eq!(
+        required.len(),
+        8,
+        "upstream defines 7 messages and 1 service: {required:?}"
+    );
     assert_no_diffs("provider.proto", compare(&ours, &theirs, &required));
     Ok(())
 }
@@ -290,7 +323,12 @@ fn the_comparison_catches_a_renumbered_field_and_a_renamed_rpc() -> anyhow::Resu
     let bad = Index::of(&compile("provider.proto", &dir)?, "v1alpha1");
     std::fs::remove_dir_all(&dir)?;
     let diffs = compare(&bad, &good, &BTreeSet::new());
-    assert!(diffs.iter().any(|d| d.contains(".v1alpha1.MountRequest: field #3 missing")), "{diffs:?}");
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.contains(".v1alpha1.MountRequest: field #3 missing")),
+        "{diffs:?}"
+    );
     assert!(diffs.iter().any(|d| d.contains("RPCs differ")), "{diffs:?}");
     Ok(())
 }

@@ -56,14 +56,20 @@ impl ControlPlane {
     /// controller-manager), started on first use.
     pub async fn shared() -> anyhow::Result<&'static ControlPlane> {
         static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
-        SHARED.get_or_try_init(|| Self::start(ControlPlaneOptions::default())).await
+        SHARED
+            .get_or_try_init(|| Self::start(ControlPlaneOptions::default()))
+            .await
     }
 
     /// Like [`ControlPlane::shared`] but with kube-controller-manager running.
     pub async fn shared_with_controllers() -> anyhow::Result<&'static ControlPlane> {
         static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
         SHARED
-            .get_or_try_init(|| Self::start(ControlPlaneOptions { controller_manager: true }))
+            .get_or_try_init(|| {
+                Self::start(ControlPlaneOptions {
+                    controller_manager: true,
+                })
+            })
             .await
     }
 
@@ -101,7 +107,10 @@ impl ControlPlane {
             &d.join("etcd.log"),
         )?;
 
-        std::fs::write(d.join("tokens.csv"), format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"))?;
+        std::fs::write(
+            d.join("tokens.csv"),
+            format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"),
+        )?;
         let port = free_port()?;
         let url = format!("https://127.0.0.1:{port}");
         let issuer = "https://kubernetes.default.svc.cluster.local";
@@ -119,7 +128,10 @@ impl ControlPlane {
                 &format!("--service-account-issuer={issuer}"),
                 &format!("--api-audiences={issuer}"),
                 &format!("--service-account-key-file={}", pki.sa_pub.display()),
-                &format!("--service-account-signing-key-file={}", pki.sa_key.display()),
+                &format!(
+                    "--service-account-signing-key-file={}",
+                    pki.sa_key.display()
+                ),
                 &format!("--token-auth-file={}", d.join("tokens.csv").display()),
                 "--authorization-mode=RBAC",
                 "--service-cluster-ip-range=10.0.0.0/24",
@@ -134,7 +146,10 @@ impl ControlPlane {
         )?;
 
         let kubeconfig = d.join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(&url, &pki.ca_cert, ADMIN_TOKEN))?;
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_yaml(&url, &pki.ca_cert, ADMIN_TOKEN),
+        )?;
 
         let mut cp = ControlPlane {
             controller_manager: None,
@@ -219,7 +234,10 @@ impl ControlPlane {
                 &format!("--authorization-kubeconfig={kc}"),
                 "--leader-elect=false",
                 "--controllers=garbagecollector,serviceaccount,serviceaccount-token,namespace",
-                &format!("--service-account-private-key-file={}", self.sa_key.display()),
+                &format!(
+                    "--service-account-private-key-file={}",
+                    self.sa_key.display()
+                ),
                 &format!("--root-ca-file={}", self.ca_cert.display()),
                 "--use-service-account-credentials=false",
                 "--bind-address=127.0.0.1",
@@ -258,18 +276,23 @@ impl ControlPlane {
     /// A new admin client (bound to the calling tokio runtime).
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
     /// A client authenticating with `token` (e.g. a service-account token),
     /// to exercise RBAC as a workload would.
     pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
-        let path = self.dir.path().join(format!("kubeconfig-{}", rand_suffix()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-{}", rand_suffix()));
         std::fs::write(&path, kubeconfig_yaml(&self.url, &self.ca_cert, token))?;
         let kc = Kubeconfig::read_from(&path)?;
         std::fs::remove_file(&path)?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -279,7 +302,10 @@ impl ControlPlane {
         let mut ns = Namespace::default();
         ns.metadata.generate_name = Some(format!("{prefix}-"));
         let created = api.create(&PostParams::default(), &ns).await?;
-        created.metadata.name.context("created namespace has no name")
+        created
+            .metadata
+            .name
+            .context("created namespace has no name")
     }
 
     /// Admin kubeconfig file (for kubectl, the driver, controller-manager).
@@ -311,7 +337,9 @@ impl ControlPlane {
 /// Removes data directories left by test binaries that have exited (a shared
 /// control plane lives in a static and is never dropped).
 fn remove_stale_dirs(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let pid = name
@@ -338,7 +366,11 @@ fn http_get(path: &str) -> anyhow::Result<http::Request<Vec<u8>>> {
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn kubeconfig_yaml(url: &str, ca: &Path, token: &str) -> String {

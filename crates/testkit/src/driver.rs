@@ -27,8 +27,13 @@ impl DriverProcess {
         let dir = tempfile::Builder::new().prefix("csi-driver-").tempdir()?;
         let socket = dir.path().join("csi.sock");
         let process = Self::spawn(binary, &socket, args, dir.path())?;
-        let mut driver =
-            Self { process, socket, binary: binary.to_path_buf(), args: args.to_vec(), dir };
+        let mut driver = Self {
+            process,
+            socket,
+            binary: binary.to_path_buf(),
+            args: args.to_vec(),
+            dir,
+        };
         driver.wait_ready().await?;
         Ok(driver)
     }
@@ -42,19 +47,28 @@ impl DriverProcess {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let socket = self.socket.clone();
         let process = &mut self.process;
-        wait_for("the driver's Probe to report ready", Duration::from_secs(30), Duration::from_millis(50), || {
-            let running = process.check_running();
-            let socket = socket.clone();
-            async move {
-                running?;
-                if !socket.exists() {
-                    return Ok(None);
+        wait_for(
+            "the driver's Probe to report ready",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                let running = process.check_running();
+                let socket = socket.clone();
+                async move {
+                    running?;
+                    if !socket.exists() {
+                        return Ok(None);
+                    }
+                    let Ok(channel) = crate::csi::connect(&socket).await else {
+                        return Ok(None);
+                    };
+                    let probe = IdentityClient::new(channel)
+                        .probe(csi::ProbeRequest {})
+                        .await?;
+                    Ok((probe.into_inner().ready != Some(false)).then_some(()))
                 }
-                let Ok(channel) = crate::csi::connect(&socket).await else { return Ok(None) };
-                let probe = IdentityClient::new(channel).probe(csi::ProbeRequest {}).await?;
-                Ok((probe.into_inner().ready != Some(false)).then_some(()))
-            }
-        })
+            },
+        )
         .await
     }
 

@@ -134,7 +134,11 @@ impl Kubelet {
     /// talking to the driver at `csi_socket`.
     pub async fn new(client: kube::Client, csi_socket: &Path, root: &Path) -> anyhow::Result<Self> {
         let channel = crate::csi::connect(csi_socket).await?;
-        Ok(Self { client, node: NodeClient::new(channel), root: root.to_path_buf() })
+        Ok(Self {
+            client,
+            node: NodeClient::new(channel),
+            root: root.to_path_buf(),
+        })
     }
 
     /// Creates the pod's service account (if missing) and the pod.
@@ -178,9 +182,10 @@ impl Kubelet {
         pod.spec = Some(PodSpec {
             service_account_name: Some(spec.service_account.clone()),
             automount_service_account_token: Some(false),
-            security_context: spec
-                .fs_group
-                .map(|g| PodSecurityContext { fs_group: Some(g), ..Default::default() }),
+            security_context: spec.fs_group.map(|g| PodSecurityContext {
+                fs_group: Some(g),
+                ..Default::default()
+            }),
             containers: vec![Container {
                 name: "app".into(),
                 image: Some("registry.k8s.io/pause:3.10".into()),
@@ -212,11 +217,18 @@ impl Kubelet {
         volume: &str,
         tokens: &TokenOptions,
     ) -> anyhow::Result<csi::NodePublishVolumeRequest> {
-        let ns = pod.metadata.namespace.clone().context("pod has no namespace")?;
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .context("pod has no namespace")?;
         let name = pod.metadata.name.clone().context("pod has no name")?;
         let uid = pod.metadata.uid.clone().context("pod has no uid")?;
         let spec = pod.spec.as_ref().context("pod has no spec")?;
-        let sa = spec.service_account_name.clone().unwrap_or_else(|| "default".into());
+        let sa = spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let source = spec
             .volumes
             .iter()
@@ -225,8 +237,12 @@ impl Kubelet {
             .and_then(|v| v.csi.clone())
             .with_context(|| format!("pod {ns}/{name} has no CSI volume {volume:?}"))?;
 
-        let mut context: HashMap<String, String> =
-            source.volume_attributes.clone().unwrap_or_default().into_iter().collect();
+        let mut context: HashMap<String, String> = source
+            .volume_attributes
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         context.insert(POD_NAME.into(), name.clone());
         context.insert(POD_NAMESPACE.into(), ns.clone());
         context.insert(POD_UID.into(), uid.clone());
@@ -307,7 +323,11 @@ impl Kubelet {
         &self,
         req: csi::NodePublishVolumeRequest,
     ) -> Result<csi::NodePublishVolumeResponse, tonic::Status> {
-        self.node.clone().node_publish_volume(req).await.map(|r| r.into_inner())
+        self.node
+            .clone()
+            .node_publish_volume(req)
+            .await
+            .map(|r| r.into_inner())
     }
 
     /// Sends NodeUnpublishVolume for `volume` of `pod`, as kubelet does when
@@ -322,7 +342,12 @@ impl Kubelet {
             volume_id: volume_handle(&uid, volume),
             target_path: self.target_path(&uid, volume).display().to_string(),
         };
-        Ok(self.node.clone().node_unpublish_volume(req).await.map(|r| r.into_inner()))
+        Ok(self
+            .node
+            .clone()
+            .node_unpublish_volume(req)
+            .await
+            .map(|r| r.into_inner()))
     }
 
     /// Mints one token per audience for the pod's service account, bound to

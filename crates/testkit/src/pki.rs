@@ -25,14 +25,18 @@ pub(crate) struct Pki {
 pub(crate) fn write(dir: &Path) -> anyhow::Result<Pki> {
     std::fs::create_dir_all(dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "secrets-store testkit CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "secrets-store testkit CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
     let mut params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca)?;
 

@@ -78,7 +78,11 @@ impl Process {
             .recv()
             .context("spawner thread gone")?
             .with_context(|| format!("starting {name} ({})", program.display()))?;
-        Ok(Self { name: name.to_string(), child, log: log.to_path_buf() })
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Process id.
@@ -104,11 +108,17 @@ impl Process {
             let tail: Vec<&str> = log
                 .lines()
                 .rev()
-                .filter(|l| !(l.starts_with('I') && l.chars().nth(1).is_some_and(|c| c.is_ascii_digit())))
+                .filter(|l| {
+                    !(l.starts_with('I') && l.chars().nth(1).is_some_and(|c| c.is_ascii_digit()))
+                })
                 .take(30)
                 .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            anyhow::bail!("{} exited with {status}; last log lines:\n{}", self.name, tail.join("\n"));
+            anyhow::bail!(
+                "{} exited with {status}; last log lines:\n{}",
+                self.name,
+                tail.join("\n")
+            );
         }
         Ok(())
     }
@@ -125,7 +135,11 @@ impl Process {
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
             .status()?;
-        anyhow::ensure!(status.success(), "kill -{signal} {} failed", self.child.id());
+        anyhow::ensure!(
+            status.success(),
+            "kill -{signal} {} failed",
+            self.child.id()
+        );
         Ok(self.child.wait()?)
     }
 }

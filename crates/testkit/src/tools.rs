@@ -14,7 +14,9 @@ pub fn tools_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SSCSI_TOOLS_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
     home.join(".cache/secrets-store-csi-rs/tools")
 }
 

@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authentication::v1::{
+    TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
-use secrets_store_crds::v1::{SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassSpec};
+use secrets_store_crds::v1::{
+    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassSpec,
+};
 use secrets_store_crds::v1alpha1;
 use secrets_store_testkit::ControlPlane;
 
@@ -24,11 +28,22 @@ async fn secret_provider_class_round_trips_typed_through_the_api_server() -> any
             type_: "Opaque".into(),
             labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
             annotations: BTreeMap::new(),
-            data: vec![SecretObjectData { object_name: "db".into(), key: "password".into() }],
+            data: vec![SecretObjectData {
+                object_name: "db".into(),
+                key: "password".into(),
+            }],
         }],
     };
-    let created = api.create(&PostParams::default(), &SecretProviderClass::new("db", spec.clone())).await?;
-    assert!(created.metadata.uid.is_some(), "the API server assigned a uid");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &SecretProviderClass::new("db", spec.clone()),
+        )
+        .await?;
+    assert!(
+        created.metadata.uid.is_some(),
+        "the API server assigned a uid"
+    );
     let read = api.get("db").await?;
     assert_eq!(read.spec, spec);
 
@@ -55,8 +70,14 @@ async fn unknown_fields_are_pruned_and_wrong_types_rejected() -> anyhow::Result<
         "metadata": {"name": "bad"},
         "spec": {"provider": "x", "parameters": {"n": 1}},
     }))?;
-    let err = api.create(&PostParams::default(), &bad).await.expect_err("integer parameter accepted");
-    assert!(err.to_string().contains("spec.parameters.n"), "unexpected error: {err}");
+    let err = api
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("integer parameter accepted");
+    assert!(
+        err.to_string().contains("spec.parameters.n"),
+        "unexpected error: {err}"
+    );
     Ok(())
 }
 
@@ -89,18 +110,35 @@ async fn token_request_and_token_review_round_trip() -> anyhow::Result<()> {
 
     let reviews: Api<TokenReview> = Api::all(client.clone());
     let review = |token: String, aud: &str| TokenReview {
-        spec: TokenReviewSpec { token, audiences: Some(vec![aud.to_string()]) },
+        spec: TokenReviewSpec {
+            token,
+            audiences: Some(vec![aud.to_string()]),
+        },
         ..Default::default()
     };
-    let ok = reviews.create(&PostParams::default(), &review(token.clone(), "sts.example.com")).await?;
+    let ok = reviews
+        .create(
+            &PostParams::default(),
+            &review(token.clone(), "sts.example.com"),
+        )
+        .await?;
     let status = ok.status.expect("review status");
     assert_eq!(status.authenticated, Some(true), "{:?}", status.error);
     let user = status.user.expect("user info");
-    assert_eq!(user.username.as_deref(), Some(format!("system:serviceaccount:{ns}:app").as_str()));
+    assert_eq!(
+        user.username.as_deref(),
+        Some(format!("system:serviceaccount:{ns}:app").as_str())
+    );
     assert_eq!(status.audiences, Some(vec!["sts.example.com".to_string()]));
 
-    let wrong = reviews.create(&PostParams::default(), &review(token.clone(), "other")).await?;
-    assert_ne!(wrong.status.and_then(|s| s.authenticated), Some(true), "wrong audience accepted");
+    let wrong = reviews
+        .create(&PostParams::default(), &review(token.clone(), "other"))
+        .await?;
+    assert_ne!(
+        wrong.status.and_then(|s| s.authenticated),
+        Some(true),
+        "wrong audience accepted"
+    );
     Ok(())
 }
 
@@ -121,7 +159,10 @@ async fn rbac_is_enforced_for_service_account_tokens() -> anyhow::Result<()> {
         .expect("token");
     let as_sa = cp.client_with_token(&token).await?;
     let secrets: Api<Secret> = Api::namespaced(as_sa, &ns);
-    let err = secrets.list(&Default::default()).await.expect_err("listing secrets allowed without RBAC");
+    let err = secrets
+        .list(&Default::default())
+        .await
+        .expect_err("listing secrets allowed without RBAC");
     match err {
         kube::Error::Api(s) => assert_eq!(s.code, 403, "{s:?}"),
         other => panic!("expected 403, got {other}"),

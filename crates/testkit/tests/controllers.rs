@@ -26,9 +26,12 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_owner() -> anyhow::Re
     }]);
     api.create(&PostParams::default(), &dependent).await?;
     api.delete("owner", &DeleteParams::background()).await?;
-    wait_for("GC of the dependent", Duration::from_secs(60), Duration::from_millis(200), || async {
-        Ok(api.get_opt("dependent").await?.is_none().then_some(()))
-    })
+    wait_for(
+        "GC of the dependent",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async { Ok(api.get_opt("dependent").await?.is_none().then_some(())) },
+    )
     .await?;
     Ok(())
 }

@@ -33,7 +33,11 @@ pub struct IdentityService {
 impl IdentityService {
     /// An Identity service for driver `name` at build `version`.
     pub fn new(name: impl Into<String>, version: impl Into<String>, readiness: Readiness) -> Self {
-        Self { name: name.into(), version: version.into(), readiness }
+        Self {
+            name: name.into(),
+            version: version.into(),
+            readiness,
+        }
     }
 }
 
@@ -65,7 +69,9 @@ impl csi::identity_server::Identity for IdentityService {
         &self,
         _request: Request<csi::GetPluginCapabilitiesRequest>,
     ) -> Result<Response<csi::GetPluginCapabilitiesResponse>, Status> {
-        Ok(Response::new(csi::GetPluginCapabilitiesResponse { capabilities: Vec::new() }))
+        Ok(Response::new(csi::GetPluginCapabilitiesResponse {
+            capabilities: Vec::new(),
+        }))
     }
 
     /// Reports readiness; it is false until the server accepts calls.
@@ -73,7 +79,9 @@ impl csi::identity_server::Identity for IdentityService {
         &self,
         _request: Request<csi::ProbeRequest>,
     ) -> Result<Response<csi::ProbeResponse>, Status> {
-        Ok(Response::new(csi::ProbeResponse { ready: Some(self.readiness.get()) }))
+        Ok(Response::new(csi::ProbeResponse {
+            ready: Some(self.readiness.get()),
+        }))
     }
 }
 
@@ -85,7 +93,11 @@ mod tests {
     #[tokio::test]
     async fn plugin_info_names_the_driver() {
         let svc = IdentityService::new("secrets-store.csi.k8s.io", "1.2.3", Readiness::default());
-        let info = svc.get_plugin_info(Request::new(Default::default())).await.expect("ok").into_inner();
+        let info = svc
+            .get_plugin_info(Request::new(Default::default()))
+            .await
+            .expect("ok")
+            .into_inner();
         assert_eq!(info.name, "secrets-store.csi.k8s.io");
         assert_eq!(info.vendor_version, "1.2.3");
     }
@@ -93,7 +105,10 @@ mod tests {
     #[tokio::test]
     async fn empty_name_is_unavailable() {
         let svc = IdentityService::new("", "1.2.3", Readiness::default());
-        let err = svc.get_plugin_info(Request::new(Default::default())).await.expect_err("error");
+        let err = svc
+            .get_plugin_info(Request::new(Default::default()))
+            .await
+            .expect_err("error");
         assert_eq!(err.code(), tonic::Code::Unavailable);
         assert_eq!(err.message(), "driver name not configured");
     }
@@ -103,7 +118,11 @@ mod tests {
         let readiness = Readiness::default();
         let svc = IdentityService::new("d", "1", readiness.clone());
         let probe = |svc: IdentityService| async move {
-            svc.probe(Request::new(csi::ProbeRequest {})).await.expect("ok").into_inner().ready
+            svc.probe(Request::new(csi::ProbeRequest {}))
+                .await
+                .expect("ok")
+                .into_inner()
+                .ready
         };
         assert_eq!(probe(svc.clone()).await, Some(false));
         readiness.set(true);
