@@ -75,7 +75,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One file to write.
@@ -90,7 +94,10 @@ pub struct FileData {
 impl std::fmt::Debug for FileData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileData")
-            .field("contents", &format_args!("[{} bytes redacted]", self.contents.len()))
+            .field(
+                "contents",
+                &format_args!("[{} bytes redacted]", self.contents.len()),
+            )
             .field("mode", &format_args!("{:#o}", self.mode))
             .finish()
     }
@@ -113,18 +120,32 @@ impl Payload {
     pub fn insert(&mut self, path: &str, contents: Vec<u8>, mode: i64) -> Result<()> {
         validate_path(path)?;
         if !(0..=0o777).contains(&mode) {
-            return Err(Error::InvalidMode { path: path.to_string(), mode });
+            return Err(Error::InvalidMode {
+                path: path.to_string(),
+                mode,
+            });
         }
         if self.files.contains_key(path) {
             return Err(Error::DuplicatePath(path.to_string()));
         }
         // `a` and `a/b` cannot both be files.
         let as_dir = format!("{path}/");
-        if self.files.range(as_dir.clone()..).next().is_some_and(|(k, _)| k.starts_with(&as_dir)) {
+        if self
+            .files
+            .range(as_dir.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&as_dir))
+        {
             return Err(Error::FileDirConflict(path.to_string()));
         }
         let mut prefix = String::new();
-        for element in path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d).unwrap_or(&[]) {
+        for element in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, d)| d)
+            .unwrap_or(&[])
+        {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
@@ -133,7 +154,13 @@ impl Payload {
                 return Err(Error::FileDirConflict(prefix));
             }
         }
-        self.files.insert(path.to_string(), FileData { contents, mode: mode as u32 });
+        self.files.insert(
+            path.to_string(),
+            FileData {
+                contents,
+                mode: mode as u32,
+            },
+        );
         Ok(())
     }
 
@@ -158,7 +185,10 @@ impl Payload {
     }
 
     fn top_level(&self) -> BTreeSet<&str> {
-        self.files.keys().map(|p| p.split('/').next().unwrap_or(p)).collect()
+        self.files
+            .keys()
+            .map(|p| p.split('/').next().unwrap_or(p))
+            .collect()
     }
 }
 
@@ -167,7 +197,12 @@ impl Payload {
 /// at most [`MAX_NAME_LEN`] bytes, no NUL; the first element must not start
 /// with `..` (reserved for the writer's own entries).
 pub fn validate_path(path: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidPath { path: path.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidPath {
+            path: path.to_string(),
+            reason,
+        })
+    };
     if path.is_empty() {
         return bad("empty");
     }
@@ -219,7 +254,10 @@ pub struct AtomicWriter {
 impl AtomicWriter {
     /// A writer for `target`, which must exist.
     pub fn new(target: impl Into<PathBuf>) -> Self {
-        Self { target: target.into(), ownership: Ownership::default() }
+        Self {
+            target: target.into(),
+            ownership: Ownership::default(),
+        }
     }
 
     /// Applies `ownership` to what is written.
@@ -266,10 +304,14 @@ impl AtomicWriter {
     }
 
     fn new_data_dir(&self) -> Result<PathBuf> {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
         let stamp = utc_stamp(now.as_secs());
         for attempt in 0u32..100 {
-            let dir = self.target.join(format!("..{stamp}.{:09}{attempt:02}", now.subsec_nanos()));
+            let dir = self
+                .target
+                .join(format!("..{stamp}.{:09}{attempt:02}", now.subsec_nanos()));
             match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
                 Ok(()) => {
                     self.own(&dir, 0o755)?;
@@ -291,7 +333,11 @@ impl AtomicWriter {
             let path = dir.join(rel);
             if let Some(parent) = path.parent() {
                 let mut cur = dir.to_path_buf();
-                for element in parent.strip_prefix(dir).unwrap_or(Path::new("")).components() {
+                for element in parent
+                    .strip_prefix(dir)
+                    .unwrap_or(Path::new(""))
+                    .components()
+                {
                     cur.push(element);
                     match std::fs::DirBuilder::new().mode(0o755).create(&cur) {
                         Ok(()) => self.own(&cur, 0o755)?,
@@ -325,7 +371,8 @@ impl AtomicWriter {
             nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
                 .map_err(|e| io("chown", path)(e.into()))?;
         }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(io("chmod", path))
     }
 
     fn link_top_level(&self, payload: &Payload) -> Result<()> {
@@ -340,7 +387,9 @@ impl AtomicWriter {
                     std::fs::remove_file(&link).map_err(io("remove", &link))?;
                 }
                 // Left by a provider that wrote into the target itself.
-                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link).map_err(io("remove", &link))?,
+                Ok(m) if m.is_dir() => {
+                    std::fs::remove_dir_all(&link).map_err(io("remove", &link))?
+                }
                 Ok(_) => std::fs::remove_file(&link).map_err(io("remove", &link))?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io("stat", &link)(e)),
@@ -379,7 +428,8 @@ fn same_content(dir: &Path, payload: &Payload) -> Result<bool> {
     }
     for (path, want) in payload.files() {
         match existing.get(path) {
-            Some((contents, mode)) if *contents == want.contents && mode & 0o777 & !0o050 == want.mode & !0o050 => {}
+            Some((contents, mode))
+                if *contents == want.contents && mode & 0o777 & !0o050 == want.mode & !0o050 => {}
             _ => return Ok(false),
         }
     }
@@ -397,7 +447,11 @@ fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, (Vec<u8>, u32)>> {
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
-                let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
                 let contents = std::fs::read(&path).map_err(io("read", &path))?;
                 out.insert(rel, (contents, meta.permissions().mode()));
             }
@@ -411,7 +465,10 @@ fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, (Vec<u8>, u32)>> {
 pub fn read(target: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let link = target.join(DATA_DIR_LINK);
     match std::fs::read_link(&link) {
-        Ok(name) => Ok(read_dir_files(&target.join(name))?.into_iter().map(|(k, (c, _))| (k, c)).collect()),
+        Ok(name) => Ok(read_dir_files(&target.join(name))?
+            .into_iter()
+            .map(|(k, (c, _))| (k, c))
+            .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(io("readlink", &link)(e)),
     }

@@ -3,7 +3,8 @@ use super::*;
 fn payload(files: &[(&str, &str, i64)]) -> Payload {
     let mut p = Payload::new();
     for (path, contents, mode) in files {
-        p.insert(path, contents.as_bytes().to_vec(), *mode).expect("valid file");
+        p.insert(path, contents.as_bytes().to_vec(), *mode)
+            .expect("valid file");
     }
     p
 }
@@ -28,8 +29,14 @@ fn path_rules() {
         ("..data", Some("starts with '..'")),
         ("..2026_01_01", Some("starts with '..'")),
         ("./foo", Some("contains a '.' element")),
-        ("a//b", Some("empty element (leading, trailing or double '/')")),
-        ("a/", Some("empty element (leading, trailing or double '/')")),
+        (
+            "a//b",
+            Some("empty element (leading, trailing or double '/')"),
+        ),
+        (
+            "a/",
+            Some("empty element (leading, trailing or double '/')"),
+        ),
         ("nul\0byte", Some("contains NUL")),
         (&long_name, Some("element longer than 255 bytes")),
         (&long_path, Some("longer than 4096 bytes")),
@@ -47,12 +54,21 @@ fn path_rules() {
 fn payload_rejects_duplicates_conflicts_and_bad_modes() {
     let mut p = Payload::new();
     p.insert("a", vec![], 0o644).expect("ok");
-    assert!(matches!(p.insert("a", vec![], 0o644), Err(Error::DuplicatePath(_))));
+    assert!(matches!(
+        p.insert("a", vec![], 0o644),
+        Err(Error::DuplicatePath(_))
+    ));
     assert!(matches!(p.insert("a/b", vec![], 0o644), Err(Error::FileDirConflict(x)) if x == "a"));
     p.insert("d/e", vec![], 0o644).expect("ok");
     assert!(matches!(p.insert("d", vec![], 0o644), Err(Error::FileDirConflict(x)) if x == "d"));
-    assert!(matches!(p.insert("m", vec![], 0o1777), Err(Error::InvalidMode { .. })));
-    assert!(matches!(p.insert("n", vec![], -1), Err(Error::InvalidMode { .. })));
+    assert!(matches!(
+        p.insert("m", vec![], 0o1777),
+        Err(Error::InvalidMode { .. })
+    ));
+    assert!(matches!(
+        p.insert("n", vec![], -1),
+        Err(Error::InvalidMode { .. })
+    ));
     assert_eq!(p.len(), 2);
 }
 
@@ -60,12 +76,26 @@ fn payload_rejects_duplicates_conflicts_and_bad_modes() {
 fn first_write_lays_out_data_dir_and_links() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = AtomicWriter::new(dir.path());
-    let out = w.write(&payload(&[("foo", "secret", 0o600), ("dir/bar", "x", 0o644)])).expect("write");
+    let out = w
+        .write(&payload(&[
+            ("foo", "secret", 0o600),
+            ("dir/bar", "x", 0o644),
+        ]))
+        .expect("write");
     assert_eq!(out, Outcome::Written);
-    assert_eq!(std::fs::read_to_string(dir.path().join("foo")).expect("read"), "secret");
-    assert_eq!(std::fs::read_to_string(dir.path().join("dir/bar")).expect("read"), "x");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("foo")).expect("read"),
+        "secret"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("dir/bar")).expect("read"),
+        "x"
+    );
     assert_eq!(mode_of(&dir.path().join("foo")), 0o600);
-    assert_eq!(std::fs::read_link(dir.path().join("foo")).expect("link"), Path::new("..data/foo"));
+    assert_eq!(
+        std::fs::read_link(dir.path().join("foo")).expect("link"),
+        Path::new("..data/foo")
+    );
     let data = std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("..data");
     let name = data.to_string_lossy();
     assert!(name.starts_with("..") && name.len() > 20, "{name}");
@@ -80,28 +110,51 @@ fn identical_content_is_not_rewritten() {
     w.write(&p).expect("write");
     let before = std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("link");
     assert_eq!(w.write(&p).expect("write"), Outcome::Unchanged);
-    assert_eq!(std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("link"), before);
+    assert_eq!(
+        std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("link"),
+        before
+    );
     // A mode change is a change.
-    assert_eq!(w.write(&payload(&[("foo", "v1", 0o600)])).expect("write"), Outcome::Written);
+    assert_eq!(
+        w.write(&payload(&[("foo", "v1", 0o600)])).expect("write"),
+        Outcome::Written
+    );
 }
 
 #[test]
 fn update_swaps_content_removes_stale_entries_and_old_dir() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = AtomicWriter::new(dir.path());
-    w.write(&payload(&[("old", "1", 0o644), ("keep", "1", 0o644)])).expect("write");
-    let old_dir = dir.path().join(std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("link"));
-    w.write(&payload(&[("keep", "2", 0o644), ("new/file", "3", 0o644)])).expect("write");
-    assert!(!dir.path().join("old").exists() && std::fs::symlink_metadata(dir.path().join("old")).is_err());
-    assert_eq!(std::fs::read_to_string(dir.path().join("keep")).expect("read"), "2");
-    assert_eq!(std::fs::read_to_string(dir.path().join("new/file")).expect("read"), "3");
+    w.write(&payload(&[("old", "1", 0o644), ("keep", "1", 0o644)]))
+        .expect("write");
+    let old_dir = dir
+        .path()
+        .join(std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("link"));
+    w.write(&payload(&[("keep", "2", 0o644), ("new/file", "3", 0o644)]))
+        .expect("write");
+    assert!(
+        !dir.path().join("old").exists()
+            && std::fs::symlink_metadata(dir.path().join("old")).is_err()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep")).expect("read"),
+        "2"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new/file")).expect("read"),
+        "3"
+    );
     assert!(!old_dir.exists(), "old data dir removed");
     let entries: Vec<String> = std::fs::read_dir(dir.path())
         .expect("ls")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".."))
         .collect();
-    assert_eq!(entries.len(), 2, "only ..data and one data dir: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        2,
+        "only ..data and one data dir: {entries:?}"
+    );
 }
 
 #[test]
@@ -111,8 +164,12 @@ fn legacy_provider_written_files_are_replaced() {
     std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
     std::fs::write(dir.path().join("sub/x"), "old").expect("write");
     let w = AtomicWriter::new(dir.path());
-    w.write(&payload(&[("foo", "new", 0o644), ("sub/y", "y", 0o644)])).expect("write");
-    assert_eq!(std::fs::read_to_string(dir.path().join("foo")).expect("read"), "new");
+    w.write(&payload(&[("foo", "new", 0o644), ("sub/y", "y", 0o644)]))
+        .expect("write");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("foo")).expect("read"),
+        "new"
+    );
     assert!(!dir.path().join("sub/x").exists());
 }
 
@@ -124,7 +181,10 @@ fn group_ownership_adds_group_read() {
     w.write(&payload(&[("foo", "s", 0o600)])).expect("write");
     assert_eq!(mode_of(&dir.path().join("foo")), 0o640);
     // Same content again is still recognised as unchanged.
-    assert_eq!(w.write(&payload(&[("foo", "s", 0o600)])).expect("write"), Outcome::Unchanged);
+    assert_eq!(
+        w.write(&payload(&[("foo", "s", 0o600)])).expect("write"),
+        Outcome::Unchanged
+    );
 }
 
 #[test]

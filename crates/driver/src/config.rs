@@ -67,9 +67,13 @@ pub struct Flags {
     /// Interval of provider health checks (Go duration).
     #[arg(long, default_value = "2m")]
     pub provider_health_check_interval: String,
-    /// Kubeconfig file; in-cluster configuration when empty.
+    /// Kubeconfig file; in-cluster configuration (or `$KUBECONFIG`) when empty.
     #[arg(long, default_value = "")]
     pub kubeconfig: String,
+    /// Deadline of one provider Mount call (Go duration). Not an upstream
+    /// flag: upstream waits as long as kubelet does.
+    #[arg(long, default_value = "60s")]
+    pub provider_timeout: String,
     /// Log verbosity (klog's -v): 0 info, 4 debug, 5 and more trace.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,
@@ -94,6 +98,10 @@ pub struct Config {
     pub max_call_recv_msg_size: usize,
     /// Interval of provider health checks, if enabled.
     pub provider_health_check: Option<Duration>,
+    /// Deadline of one provider Mount call.
+    pub provider_timeout: Duration,
+    /// Kubeconfig file, empty for in-cluster.
+    pub kubeconfig: String,
     /// Log as JSON.
     pub log_json: bool,
     /// Log verbosity.
@@ -124,6 +132,8 @@ impl Flags {
             } else {
                 None
             },
+            provider_timeout: parse_duration(&self.provider_timeout)?,
+            kubeconfig: self.kubeconfig,
             log_json: self.log_format_json,
             verbosity: self.verbosity,
         })

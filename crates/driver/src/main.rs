@@ -3,9 +3,17 @@
 
 use clap::Parser;
 use secrets_store_csi_driver::config::Flags;
+use std::sync::Arc;
+
 use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
+use secrets_store_csi_driver::csi::node::NodeService;
+use secrets_store_csi_driver::mount::linux::LinuxMounter;
+use secrets_store_csi_driver::provider::ProviderClients;
+use secrets_store_csi_driver::provider::client::ClientConfig;
+use secrets_store_csi_driver::publish::{PublishConfig, Publisher};
 use secrets_store_csi_driver::{VERSION, server};
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
+use secrets_store_proto::csi::v1::node_server::NodeServer;
 use tonic::service::Routes;
 
 #[tokio::main]
@@ -29,7 +37,24 @@ async fn main() -> anyhow::Result<()> {
 
     let readiness = Readiness::default();
     let identity = IdentityService::new(config.driver_name.clone(), VERSION, readiness.clone());
-    let routes = Routes::new(IdentityServer::new(identity));
+    let providers = ProviderClients::new(ClientConfig {
+        dirs: config.provider_dirs.clone(),
+        max_recv: config.max_call_recv_msg_size,
+        mount_timeout: config.provider_timeout,
+    });
+    let publisher = Arc::new(Publisher::new(
+        PublishConfig {
+            node_id: config.node_id.clone(),
+            rotation: config
+                .enable_secret_rotation
+                .then_some(config.rotation_poll_interval),
+            kubeconfig: config.kubeconfig.clone(),
+        },
+        Arc::new(LinuxMounter),
+        providers,
+    ));
+    let node = NodeService::new(config.node_id.clone(), publisher);
+    let routes = Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node));
     let listener = server::bind(&config.socket)?;
     server::serve(
         &config.socket,

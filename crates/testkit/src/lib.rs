@@ -12,6 +12,7 @@
 //!   NodeUnpublishVolume exactly as kubelet shapes them.
 //! - [`csi`]: a gRPC channel over a unix socket.
 //! - [`driver`]: a CSI driver binary under test in its own process.
+//! - [`fake_provider`]: a scriptable provider on a unix socket.
 //!
 //! Nothing here is a mock of the API server: if a tool is missing the harness
 //! fails with the command that installs it.
@@ -19,6 +20,7 @@
 pub mod control_plane;
 pub mod csi;
 pub mod driver;
+pub mod fake_provider;
 pub mod kubelet;
 mod pki;
 pub mod process;

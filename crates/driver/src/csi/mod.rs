@@ -2,3 +2,4 @@
 //! the module that does the work, and map its error to a gRPC status.
 
 pub mod identity;
+pub mod node;

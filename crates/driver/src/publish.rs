@@ -1,0 +1,616 @@
+//! NodePublishVolume and NodeUnpublishVolume, as straight-line steps.
+//!
+//! Publish: validate → decide the mode from the mount table → read the
+//! SecretProviderClass → mount a tmpfs (first mount) → ask the provider →
+//! validate its answer → write the files atomically → record the
+//! SecretProviderClassPodStatus → mark the volume complete.
+//!
+//! A volume counts as published only when the completion marker exists on
+//! its tmpfs, so a publish interrupted at any step (even by `kill -9`) is
+//! finished by kubelet's retry: a mounted target without the marker is
+//! resumed, not reported as done. A failed first publish unmounts and
+//! removes the target; a failed refresh keeps the last good content.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use secrets_store_atomic_writer::{AtomicWriter, Outcome, Ownership, Payload};
+use secrets_store_crds::v1::SecretProviderClassObject;
+use secrets_store_proto::provider::v1alpha1 as api;
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+
+use crate::mount::{self, Mounter, TmpfsOptions};
+use crate::provider::{self, ProviderClients};
+use crate::redact::Redacted;
+use crate::spc;
+use crate::status::{self, PodRef};
+
+/// Volume context key: pod name.
+pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
+/// Volume context key: pod namespace.
+pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
+/// Volume context key: pod UID.
+pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
+/// Volume context (or secrets) key: service account tokens, JSON.
+pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
+/// Volume attribute naming the SecretProviderClass.
+pub const SECRET_PROVIDER_CLASS: &str = "secretProviderClass";
+/// Marker written on the tmpfs once a publish has completed.
+pub const PUBLISHED_MARKER: &str = "..secrets-store-published";
+/// File permission sent to providers (JSON of 0644, as upstream).
+const PERMISSION: &str = "420";
+
+/// Why a publish or unpublish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed (kubelet or csi-sanity sent it wrong).
+    #[error("{0}")]
+    InvalidArgument(&'static str),
+    /// `volume_mount_group` is not a numeric group id.
+    #[error("invalid volume_mount_group {0:?}: must be a numeric group id")]
+    MountGroup(String),
+    /// The volume attributes do not name a SecretProviderClass.
+    #[error("secretProviderClass is not set")]
+    NoClassName,
+    /// kubelet did not send pod information.
+    #[error("{0} missing in volume context; the CSIDriver object must set podInfoOnMount: true")]
+    NoPodInfo(&'static str),
+    /// No Kubernetes API configuration was found.
+    #[error("no Kubernetes API configuration: {0}")]
+    NoKubeConfig(String),
+    /// The SecretProviderClass cannot be used.
+    #[error(transparent)]
+    Class(#[from] spc::Error),
+    /// The target directory could not be prepared or removed.
+    #[error("target path {path}: {source}")]
+    TargetPath {
+        /// Target path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Mounting or unmounting failed.
+    #[error(transparent)]
+    Mount(#[from] mount::Error),
+    /// The provider could not be called.
+    #[error("failed to mount secrets store objects for pod {pod}, err: {source}")]
+    Provider {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// Cause.
+        source: provider::Error,
+    },
+    /// The provider reported an error code.
+    #[error(
+        "failed to mount secrets store objects for pod {pod}, err: mount request failed with provider error code {code}"
+    )]
+    ProviderCode {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The provider's code.
+        code: String,
+    },
+    /// The provider's answer is unusable (bad paths, modes, no versions).
+    #[error(
+        "failed to mount secrets store objects for pod {pod}, err: invalid provider response: {reason}"
+    )]
+    BadResponse {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writing the files failed.
+    #[error(
+        "failed to mount secrets store objects for pod {pod}, err: failed to write files: {source}"
+    )]
+    Write {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// Cause.
+        source: secrets_store_atomic_writer::Error,
+    },
+    /// The SecretProviderClassPodStatus could not be written.
+    #[error("failed to create secret provider class pod status for pod {pod}, err: {source}")]
+    Status {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// Cause.
+        source: kube::Error,
+    },
+    /// Another call for the same target is running.
+    #[error("an operation for target {0} is already in progress")]
+    InProgress(String),
+}
+
+impl Error {
+    /// The gRPC code kubelet receives.
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            Error::InvalidArgument(_) | Error::MountGroup(_) | Error::NoClassName => {
+                Code::InvalidArgument
+            }
+            Error::NoPodInfo(_) => Code::FailedPrecondition,
+            Error::NoKubeConfig(_) => Code::Unavailable,
+            Error::Class(spc::Error::NotFound { .. }) => Code::NotFound,
+            Error::Class(spc::Error::Api { .. }) => Code::Unavailable,
+            Error::Class(_) => Code::InvalidArgument,
+            Error::TargetPath { .. } | Error::Mount(_) | Error::Write { .. } => Code::Internal,
+            Error::Provider { source, .. } => match source {
+                provider::Error::NotFound(_) | provider::Error::Unavailable { .. } => {
+                    Code::Unavailable
+                }
+                provider::Error::Timeout(..) => Code::DeadlineExceeded,
+                provider::Error::TooLarge(..) => Code::ResourceExhausted,
+                provider::Error::Status { .. } => Code::Internal,
+            },
+            Error::ProviderCode { .. } => Code::FailedPrecondition,
+            Error::BadResponse { .. } => Code::Internal,
+            Error::Status { .. } => Code::Unavailable,
+            Error::InProgress(_) => Code::Aborted,
+        }
+    }
+
+    /// Upstream's error reason (metric label, event reason), or the
+    /// provider's own code.
+    pub fn reason(&self) -> &str {
+        match self {
+            Error::Class(spc::Error::NotFound { .. }) | Error::Class(spc::Error::Api { .. }) => {
+                "SecretProviderClassNotFound"
+            }
+            Error::TargetPath { .. } => "FailedToEnsureMountPoint",
+            Error::Mount(_) => "FailedToMount",
+            Error::Provider {
+                source: provider::Error::NotFound(_),
+                ..
+            } => "FailedToLookupProviderGRPCClient",
+            Error::Provider { .. } | Error::BadResponse { .. } => "GRPCProviderError",
+            Error::ProviderCode { code, .. } => code,
+            Error::Write { .. } => "FileWriteError",
+            _ => "",
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        tonic::Status::new(e.code(), e.to_string())
+    }
+}
+
+/// A validated NodePublishVolume request.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// Volume id.
+    pub volume_id: String,
+    /// Target directory.
+    pub target: PathBuf,
+    /// `readonly` as sent.
+    pub readonly: bool,
+    /// Volume context (attributes and pod info; may hold tokens).
+    pub context: Redacted<BTreeMap<String, String>>,
+    /// CSI secrets (nodePublishSecretRef data; may hold tokens).
+    pub secrets: Redacted<BTreeMap<String, String>>,
+    /// Group to own the files (VOLUME_MOUNT_GROUP).
+    pub mount_group: Option<u32>,
+}
+
+impl PublishRequest {
+    /// Validates the CSI request, in upstream's order and with its messages.
+    pub fn from_csi(
+        req: secrets_store_proto::csi::v1::NodePublishVolumeRequest,
+    ) -> Result<Self, Error> {
+        use secrets_store_proto::csi::v1::volume_capability::AccessType;
+        let capability = req
+            .volume_capability
+            .as_ref()
+            .ok_or(Error::InvalidArgument(
+                "Volume capability missing in request",
+            ))?;
+        if req.volume_id.is_empty() {
+            return Err(Error::InvalidArgument("Volume ID missing in request"));
+        }
+        if req.target_path.is_empty() {
+            return Err(Error::InvalidArgument("Target path missing in request"));
+        }
+        if req.volume_context.is_empty() {
+            return Err(Error::InvalidArgument(
+                "Volume attributes missing in request",
+            ));
+        }
+        let mount_group = match &capability.access_type {
+            Some(AccessType::Mount(m)) if !m.volume_mount_group.is_empty() => Some(
+                m.volume_mount_group
+                    .parse::<u32>()
+                    .map_err(|_| Error::MountGroup(m.volume_mount_group.clone()))?,
+            ),
+            Some(AccessType::Block(_)) => {
+                return Err(Error::InvalidArgument(
+                    "Block access is not supported; use a mount volume",
+                ));
+            }
+            _ => None,
+        };
+        Ok(Self {
+            volume_id: req.volume_id,
+            target: PathBuf::from(req.target_path),
+            readonly: req.readonly,
+            context: Redacted(req.volume_context.into_iter().collect()),
+            secrets: Redacted(req.secrets.into_iter().collect()),
+            mount_group,
+        })
+    }
+
+    fn context(&self, key: &'static str) -> Result<&str, Error> {
+        self.context
+            .expose()
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or(Error::NoPodInfo(key))
+    }
+}
+
+/// How the driver sees a target when a publish starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not mounted: mount, fill, record.
+    First,
+    /// Mounted but never completed (an interrupted publish): fill, record.
+    Resume,
+    /// Completed earlier; refresh the content (rotation).
+    Refresh,
+}
+
+/// Driver settings the publish path needs.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// This node's name.
+    pub node_id: String,
+    /// Refresh mounted volumes on republish, at most once per interval.
+    pub rotation: Option<Duration>,
+    /// Kubeconfig file; empty means in-cluster or `$KUBECONFIG`.
+    pub kubeconfig: String,
+}
+
+/// Publishes and unpublishes volumes.
+pub struct Publisher {
+    config: PublishConfig,
+    mounter: Arc<dyn Mounter>,
+    providers: ProviderClients,
+    kube: OnceCell<kube::Client>,
+    in_flight: Mutex<HashSet<PathBuf>>,
+}
+
+/// Removes a target from the in-flight set when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<PathBuf>>,
+    target: PathBuf,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.target);
+    }
+}
+
+impl Publisher {
+    /// A publisher; the Kubernetes client is created on first use, so the
+    /// driver starts (and answers Probe) even without API access.
+    pub fn new(
+        config: PublishConfig,
+        mounter: Arc<dyn Mounter>,
+        providers: ProviderClients,
+    ) -> Self {
+        Self {
+            config,
+            mounter,
+            providers,
+            kube: OnceCell::new(),
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    async fn kube(&self) -> Result<&kube::Client, Error> {
+        self.kube
+            .get_or_try_init(|| async {
+                let config = if self.config.kubeconfig.is_empty() {
+                    kube::Config::infer()
+                        .await
+                        .map_err(|e| Error::NoKubeConfig(e.to_string()))?
+                } else {
+                    let kc = kube::config::Kubeconfig::read_from(&self.config.kubeconfig)
+                        .map_err(|e| Error::NoKubeConfig(e.to_string()))?;
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                        .await
+                        .map_err(|e| Error::NoKubeConfig(e.to_string()))?
+                };
+                kube::Client::try_from(config).map_err(|e| Error::NoKubeConfig(e.to_string()))
+            })
+            .await
+    }
+
+    fn claim(&self, target: &Path) -> Result<InFlight<'_>, Error> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.insert(target.to_path_buf()) {
+            return Err(Error::InProgress(target.display().to_string()));
+        }
+        Ok(InFlight {
+            set: &self.in_flight,
+            target: target.to_path_buf(),
+        })
+    }
+
+    fn mode(&self, target: &Path) -> Result<Mode, Error> {
+        if !self.mounter.is_mounted(target)? {
+            return Ok(Mode::First);
+        }
+        if target.join(PUBLISHED_MARKER).exists() {
+            Ok(Mode::Refresh)
+        } else {
+            Ok(Mode::Resume)
+        }
+    }
+
+    /// NodePublishVolume.
+    pub async fn publish(&self, req: PublishRequest) -> Result<(), Error> {
+        let _guard = self.claim(&req.target)?;
+        let mode = self.mode(&req.target)?;
+        if mode == Mode::Refresh {
+            let Some(interval) = self.config.rotation else {
+                tracing::debug!("already published");
+                return Ok(());
+            };
+            if recently_refreshed(&req.target, interval) {
+                tracing::debug!("refreshed less than --rotation-poll-interval ago");
+                return Ok(());
+            }
+        }
+        let class_name = req
+            .context
+            .expose()
+            .get(SECRET_PROVIDER_CLASS)
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .ok_or(Error::NoClassName)?;
+        if !req.readonly {
+            return Err(Error::InvalidArgument("Readonly is not true in request"));
+        }
+        let pod = PodRef {
+            name: req.context(POD_NAME)?.to_string(),
+            namespace: req.context(POD_NAMESPACE)?.to_string(),
+            uid: req.context(POD_UID)?.to_string(),
+        };
+        let kube = self.kube().await?;
+        let class = spc::get(kube, &pod.namespace, &class_name).await?;
+
+        let span = tracing::Span::current();
+        span.record("provider", class.provider.as_str());
+        if mode == Mode::First {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(&req.target)
+                .map_err(|source| Error::TargetPath {
+                    path: req.target.display().to_string(),
+                    source,
+                })?;
+            self.mounter.mount_tmpfs(
+                &req.target,
+                TmpfsOptions {
+                    gid: req.mount_group,
+                },
+            )?;
+        }
+        let result = self.fill(&req, &pod, &class).instrument(span).await;
+        match (&result, mode) {
+            (Err(_), Mode::First | Mode::Resume) => self.undo(&req.target),
+            (Err(e), Mode::Refresh) => {
+                // Keep the last good content; kubelet must not see the
+                // volume as failed (kubernetes/kubernetes#121271).
+                tracing::warn!(error = %e, reason = e.reason(), "refresh failed, keeping the current content");
+                return Ok(());
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn fill(
+        &self,
+        req: &PublishRequest,
+        pod: &PodRef,
+        class: &spc::ProviderClass,
+    ) -> Result<(), Error> {
+        let pod_key = format!("{}/{}", pod.namespace, pod.name);
+        let request = mount_request(req, &class.parameters);
+        let response = self
+            .providers
+            .mount(&class.provider, request)
+            .await
+            .map_err(|source| Error::Provider {
+                pod: pod_key.clone(),
+                source,
+            })?;
+        if let Some(code) = response
+            .error
+            .as_ref()
+            .map(|e| e.code.as_str())
+            .filter(|c| !c.is_empty())
+        {
+            return Err(Error::ProviderCode {
+                pod: pod_key,
+                code: code.to_string(),
+            });
+        }
+        if response.object_version.is_empty() {
+            return Err(Error::BadResponse {
+                pod: pod_key,
+                reason: "missing object versions".into(),
+            });
+        }
+        let mut payload = Payload::new();
+        for f in response.files {
+            payload
+                .insert(&f.path, f.contents, i64::from(f.mode))
+                .map_err(|e| Error::BadResponse {
+                    pod: pod_key.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        if payload.is_empty() {
+            tracing::info!(
+                "provider returned no files; it is expected to have written them itself"
+            );
+        } else {
+            let writer = AtomicWriter::new(&req.target).with_ownership(Ownership {
+                group: req.mount_group,
+            });
+            let outcome = writer.write(&payload).map_err(|source| Error::Write {
+                pod: pod_key.clone(),
+                source,
+            })?;
+            tracing::debug!(
+                files = payload.len(),
+                changed = (outcome == Outcome::Written),
+                "files written"
+            );
+        }
+        let objects: Vec<SecretProviderClassObject> = response
+            .object_version
+            .into_iter()
+            .map(|v| SecretProviderClassObject {
+                id: v.id,
+                version: v.version,
+            })
+            .collect();
+        let kube = self.kube().await?;
+        status::upsert(
+            kube,
+            pod,
+            &class.name,
+            &self.config.node_id,
+            &req.target.display().to_string(),
+            &objects,
+        )
+        .await
+        .map_err(|source| Error::Status {
+            pod: pod_key,
+            source,
+        })?;
+        mark_published(&req.target)
+    }
+
+    /// Unmounts and removes a target after a failed first publish.
+    fn undo(&self, target: &Path) {
+        if let Err(e) = self.unmount_all(target) {
+            tracing::warn!(error = %e, "cleanup after failed publish: unmount failed");
+            return;
+        }
+        if let Err(e) = remove_target(target) {
+            tracing::warn!(error = %e, "cleanup after failed publish: remove failed");
+        }
+    }
+
+    fn unmount_all(&self, target: &Path) -> Result<(), Error> {
+        // Stacked mounts (from an older driver) are unmounted one by one.
+        for _ in 0..8 {
+            if !self.mounter.is_mounted(target)? {
+                return Ok(());
+            }
+            self.mounter.unmount(target)?;
+        }
+        if self.mounter.is_mounted(target)? {
+            return Err(Error::TargetPath {
+                path: target.display().to_string(),
+                source: std::io::Error::other("still mounted after 8 unmounts"),
+            });
+        }
+        Ok(())
+    }
+
+    /// NodeUnpublishVolume: unmount and remove the target; a target that is
+    /// already gone is success.
+    pub async fn unpublish(&self, volume_id: &str, target: &str) -> Result<(), Error> {
+        if volume_id.is_empty() {
+            return Err(Error::InvalidArgument("Volume ID missing in request"));
+        }
+        if target.is_empty() {
+            return Err(Error::InvalidArgument("Target path missing in request"));
+        }
+        let target = Path::new(target);
+        let _guard = self.claim(target)?;
+        self.unmount_all(target)?;
+        remove_target(target)
+    }
+}
+
+/// The MountRequest upstream would build: parameters overlaid with the
+/// volume context; tokens from `secrets` win over the context.
+fn mount_request(req: &PublishRequest, parameters: &BTreeMap<String, String>) -> api::MountRequest {
+    let mut attributes = parameters.clone();
+    attributes.extend(
+        req.context
+            .expose()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    if let Some(tokens) = req.secrets.expose().get(SERVICE_ACCOUNT_TOKENS) {
+        attributes.insert(SERVICE_ACCOUNT_TOKENS.to_string(), tokens.clone());
+    }
+    let secrets = if req.secrets.expose().is_empty() {
+        "null".to_string()
+    } else {
+        serde_json::to_string(req.secrets.expose()).unwrap_or_else(|_| "null".into())
+    };
+    api::MountRequest {
+        attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
+        secrets,
+        target_path: req.target.display().to_string(),
+        permission: PERMISSION.to_string(),
+        current_object_version: Vec::new(),
+    }
+}
+
+fn recently_refreshed(target: &Path, interval: Duration) -> bool {
+    std::fs::metadata(target.join(PUBLISHED_MARKER))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age < interval)
+}
+
+fn mark_published(target: &Path) -> Result<(), Error> {
+    let path = target.join(PUBLISHED_MARKER);
+    let err = |source| Error::TargetPath {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::write(&path, b"").map_err(err)?;
+    // Rewriting an empty file does not always move mtime; set it.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(SystemTime::now()))
+        .map_err(err)
+}
+
+fn remove_target(target: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::TargetPath {
+            path: target.display().to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

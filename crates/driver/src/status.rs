@@ -1,0 +1,83 @@
+//! The SecretProviderClassPodStatus of a mounted volume: created or updated
+//! after the files are written, named `<pod>-<namespace>-<spc>`, labelled
+//! with this node, owned by the pod (so it goes away with it).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Api;
+use kube::api::PostParams;
+use secrets_store_crds::v1::{
+    SecretProviderClassObject, SecretProviderClassPodStatus, SecretProviderClassPodStatusStatus,
+};
+use secrets_store_crds::{NODE_NAME_LABEL, spcps_name};
+
+/// The pod a volume belongs to.
+#[derive(Debug, Clone)]
+pub struct PodRef {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod UID.
+    pub uid: String,
+}
+
+/// Creates or updates the status object for one pod's volume.
+pub async fn upsert(
+    client: &kube::Client,
+    pod: &PodRef,
+    spc: &str,
+    node: &str,
+    target: &str,
+    objects: &[SecretProviderClassObject],
+) -> Result<(), kube::Error> {
+    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(client.clone(), &pod.namespace);
+    let name = spcps_name(&pod.name, &pod.namespace, spc);
+    let mut objects = objects.to_vec();
+    objects.sort();
+    let status = SecretProviderClassPodStatusStatus {
+        pod_name: pod.name.clone(),
+        secret_provider_class_name: spc.to_string(),
+        mounted: true,
+        target_path: target.to_string(),
+        objects,
+    };
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        ..Default::default()
+    };
+    let mut obj = SecretProviderClassPodStatus::default();
+    obj.metadata.name = Some(name.clone());
+    obj.metadata.namespace = Some(pod.namespace.clone());
+    obj.metadata.labels = Some(BTreeMap::from([(
+        NODE_NAME_LABEL.to_string(),
+        node.to_string(),
+    )]));
+    obj.metadata.owner_references = Some(vec![owner.clone()]);
+    obj.status = Some(status.clone());
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    // It exists: from an earlier publish, or from a pod of the same name
+    // (StatefulSet) that ran on another node. Take it over.
+    let mut existing = api.get(&name).await?;
+    let before = existing.clone();
+    existing
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(NODE_NAME_LABEL.to_string(), node.to_string());
+    existing.metadata.owner_references = Some(vec![owner]);
+    existing.status = Some(status);
+    if existing != before {
+        api.replace(&name, &PostParams::default(), &existing)
+            .await?;
+    }
+    Ok(())
+}

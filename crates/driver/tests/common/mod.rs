@@ -1,0 +1,155 @@
+//! Shared set-up of the driver's end-to-end tests: a real control plane, a
+//! fake provider on a socket, our driver binary as its own process, and the
+//! kubelet simulator.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kube::Api;
+use kube::api::PostParams;
+use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
+use secrets_store_testkit::driver::DriverProcess;
+use secrets_store_testkit::fake_provider::FakeProvider;
+use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions};
+
+/// Node name the driver runs as.
+pub const NODE: &str = "node-1";
+
+/// One driver with one fake provider (`fake`) and a namespace.
+pub struct Env {
+    pub cp: &'static ControlPlane,
+    pub client: kube::Client,
+    pub ns: String,
+    pub providers_dir: PathBuf,
+    pub kubelet_root: PathBuf,
+    pub provider: FakeProvider,
+    pub driver: DriverProcess,
+    pub kubelet: Kubelet,
+    _dir: tempfile::TempDir,
+}
+
+/// The driver binary under test.
+pub fn driver_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver"))
+}
+
+impl Env {
+    /// Starts everything; `args` are extra driver flags.
+    pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_kubeconfig(args, None).await
+    }
+
+    /// Like [`Env::start`], with the driver using `kubeconfig` instead of
+    /// the control plane's.
+    pub async fn start_with_kubeconfig(
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let cp = ControlPlane::shared().await?;
+        let client = cp.client().await?;
+        let ns = cp.namespace("publish").await?;
+        let dir = tempfile::Builder::new().prefix("driver-e2e-").tempdir()?;
+        let providers_dir = dir.path().join("providers");
+        std::fs::create_dir_all(&providers_dir)?;
+        let kubelet_root = dir.path().join("kubelet");
+        let provider = FakeProvider::start(&providers_dir, "fake").await?;
+        let mut all = vec![
+            format!("--nodeid={NODE}"),
+            format!("--provider-volume={}", providers_dir.display()),
+            "--additional-provider-volume-paths=".to_string(),
+            format!(
+                "--kubeconfig={}",
+                kubeconfig.unwrap_or(cp.kubeconfig()).display()
+            ),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let driver = DriverProcess::start(driver_binary(), &all).await?;
+        let kubelet = Kubelet::new(client.clone(), driver.socket(), &kubelet_root).await?;
+        Ok(Self {
+            cp,
+            client,
+            ns,
+            providers_dir,
+            kubelet_root,
+            provider,
+            driver,
+            kubelet,
+            _dir: dir,
+        })
+    }
+
+    /// Creates SecretProviderClass `name` for `provider` with `params`.
+    pub async fn spc(
+        &self,
+        name: &str,
+        provider: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let api: Api<SecretProviderClass> = Api::namespaced(self.client.clone(), &self.ns);
+        let spec = SecretProviderClassSpec {
+            provider: provider.into(),
+            parameters: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            secret_objects: vec![],
+        };
+        api.create(
+            &PostParams::default(),
+            &SecretProviderClass::new(name, spec),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a pod named `pod` with one volume `secrets` using SPC `spc`.
+    pub async fn pod(
+        &self,
+        pod: &str,
+        spc: &str,
+    ) -> anyhow::Result<k8s_openapi::api::core::v1::Pod> {
+        self.kubelet
+            .create_pod(&TestPod::new(&self.ns, pod, spc))
+            .await
+    }
+
+    /// Publishes the pod's `secrets` volume with no tokens.
+    pub async fn publish(
+        &self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> anyhow::Result<Result<(), tonic::Status>> {
+        Ok(self
+            .kubelet
+            .publish(pod, "secrets", &TokenOptions::default())
+            .await?
+            .map(|_| ()))
+    }
+
+    /// The pod's target path.
+    pub fn target(&self, pod: &k8s_openapi::api::core::v1::Pod) -> PathBuf {
+        self.kubelet
+            .target_path(pod.metadata.uid.as_deref().unwrap_or_default(), "secrets")
+    }
+}
+
+/// Whether `path` is a mount point, and of which filesystem type.
+pub fn mount_type(path: &Path) -> Option<String> {
+    secrets_store_csi_driver::mount::table::read()
+        .ok()?
+        .into_iter()
+        .find(|e| e.mount_point == path)
+        .map(|e| e.fs_type)
+}
+
+/// Asserts the target holds nothing: not mounted, and no directory left.
+pub fn assert_untouched(target: &Path) {
+    assert_eq!(
+        mount_type(target),
+        None,
+        "{} is still mounted",
+        target.display()
+    );
+    assert!(!target.exists(), "{} was left behind", target.display());
+}

@@ -1,0 +1,329 @@
+//! Publish and unpublish end to end: kubelet simulator → our driver binary
+//! → provider on a unix socket, against a real API server.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use common::{Env, NODE, mount_type};
+use kube::Api;
+use secrets_store_crds::v1::SecretProviderClassPodStatus;
+use secrets_store_testkit::TokenOptions;
+use secrets_store_testkit::fake_provider::Behavior;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn publish_writes_files_on_tmpfs_records_status_and_unpublish_removes_it()
+-> anyhow::Result<()> {
+    let env = Env::start(&[]).await?;
+    env.spc("db", "fake", &[("objects", "- name: foo\n")])
+        .await?;
+    env.provider.set(Behavior::files(
+        &[("foo", b"s3cr3t", 0o644), ("certs/tls.key", b"KEY", 0o600)],
+        &[("secret/foo", "v1"), ("secret/certs", "v7")],
+    ));
+    let pod = env.pod("web", "db").await?;
+    let target = env.target(&pod);
+    env.publish(&pod).await??;
+
+    assert_eq!(mount_type(&target).as_deref(), Some("tmpfs"));
+    assert_eq!(std::fs::read(target.join("foo"))?, b"s3cr3t");
+    assert_eq!(std::fs::read(target.join("certs/tls.key"))?, b"KEY");
+    assert_eq!(mode(&target.join("foo")), 0o644);
+    assert_eq!(mode(&target.join("certs/tls.key")), 0o600);
+    assert!(
+        std::fs::symlink_metadata(target.join("foo"))?
+            .file_type()
+            .is_symlink(),
+        "..data layout"
+    );
+
+    // The request had upstream's shape.
+    let reqs = env.provider.requests();
+    assert_eq!(reqs.len(), 1);
+    let attrs: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&reqs[0].attributes)?;
+    assert_eq!(attrs["objects"], "- name: foo\n");
+    assert_eq!(attrs["secretProviderClass"], "db");
+    assert_eq!(attrs["csi.storage.k8s.io/pod.name"], "web");
+    assert_eq!(attrs["csi.storage.k8s.io/pod.namespace"], env.ns);
+    assert_eq!(reqs[0].permission, "420");
+    assert_eq!(reqs[0].secrets, "null");
+    assert_eq!(reqs[0].target_path, target.display().to_string());
+
+    // The SecretProviderClassPodStatus.
+    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
+    let spcps = api.get(&format!("web-{}-db", env.ns)).await?;
+    let labels = spcps.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("internal.secrets-store.csi.k8s.io/node-name")
+            .map(String::as_str),
+        Some(NODE)
+    );
+    let owners = spcps.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (owners[0].kind.as_str(), owners[0].name.as_str()),
+        ("Pod", "web")
+    );
+    assert_eq!(Some(&owners[0].uid), pod.metadata.uid.as_ref());
+    let status = spcps.status.expect("status");
+    assert!(status.mounted);
+    assert_eq!(status.pod_name, "web");
+    assert_eq!(status.secret_provider_class_name, "db");
+    assert_eq!(status.target_path, target.display().to_string());
+    let objects: Vec<(String, String)> = status
+        .objects
+        .into_iter()
+        .map(|o| (o.id, o.version))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            ("secret/certs".into(), "v7".into()),
+            ("secret/foo".into(), "v1".into())
+        ]
+    );
+
+    // A second publish is a no-op: no provider call, no second mount.
+    let data_before = std::fs::read_link(target.join("..data"))?;
+    env.publish(&pod).await??;
+    assert_eq!(env.provider.requests().len(), 1, "no second provider call");
+    let mounts = secrets_store_csi_driver::mount::table::read()?;
+    assert_eq!(
+        mounts.iter().filter(|m| m.mount_point == target).count(),
+        1,
+        "mounted once"
+    );
+    assert_eq!(std::fs::read_link(target.join("..data"))?, data_before);
+
+    // Unpublish removes the mount and the directory, and is idempotent.
+    env.kubelet.unpublish(&pod, "secrets").await??;
+    common::assert_untouched(&target);
+    env.kubelet.unpublish(&pod, "secrets").await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tokens_reach_the_provider_from_context_or_secrets() -> anyhow::Result<()> {
+    let env = Env::start(&[]).await?;
+    env.spc("tok", "fake", &[("objects", "x")]).await?;
+    env.provider
+        .set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
+    for (i, in_secrets) in [false, true].into_iter().enumerate() {
+        let pod = env.pod(&format!("tok-{i}"), "tok").await?;
+        let opts = TokenOptions {
+            audiences: vec!["aud-a".into()],
+            in_secrets,
+            ..Default::default()
+        };
+        env.kubelet.publish(&pod, "secrets", &opts).await??;
+        let req = env.provider.requests().pop().expect("request");
+        let attrs: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&req.attributes)?;
+        let tokens: serde_json::Value =
+            serde_json::from_str(&attrs["csi.storage.k8s.io/serviceAccount.tokens"])?;
+        assert!(
+            tokens["aud-a"]["token"]
+                .as_str()
+                .is_some_and(|t| t.split('.').count() == 3),
+            "in_secrets={in_secrets}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn fs_group_makes_files_group_readable() -> anyhow::Result<()> {
+    let env = Env::start(&[]).await?;
+    env.spc("grp", "fake", &[("objects", "x")]).await?;
+    env.provider
+        .set(Behavior::files(&[("key", b"k", 0o600)], &[("key", "1")]));
+    let mut spec = secrets_store_testkit::TestPod::new(&env.ns, "nonroot", "grp");
+    spec.fs_group = Some(3000);
+    let pod = env.kubelet.create_pod(&spec).await?;
+    env.publish(&pod).await??;
+    let target = env.target(&pod);
+    let meta = std::fs::metadata(target.join("key"))?;
+    assert_eq!(meta.gid(), 3000);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        std::fs::metadata(&target)?.gid(),
+        3000,
+        "tmpfs root owned by the fsGroup"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotation_refreshes_content_on_republish_and_keeps_it_when_the_provider_fails()
+-> anyhow::Result<()> {
+    let env = Env::start(&["--enable-secret-rotation", "--rotation-poll-interval=0s"]).await?;
+    env.spc("rot", "fake", &[("objects", "x")]).await?;
+    env.provider
+        .set(Behavior::files(&[("pw", b"one", 0o644)], &[("pw", "1")]));
+    let pod = env.pod("rot", "rot").await?;
+    let target = env.target(&pod);
+    env.publish(&pod).await??;
+    assert_eq!(std::fs::read(target.join("pw"))?, b"one");
+
+    env.provider
+        .set(Behavior::files(&[("pw", b"two", 0o644)], &[("pw", "2")]));
+    env.publish(&pod).await??;
+    assert_eq!(std::fs::read(target.join("pw"))?, b"two");
+
+    env.provider
+        .set(Behavior::Fail(tonic::Code::Internal, "backend down".into()));
+    env.publish(&pod).await??;
+    assert_eq!(
+        std::fs::read(target.join("pw"))?,
+        b"two",
+        "last good content kept"
+    );
+    assert_eq!(mount_type(&target).as_deref(), Some("tmpfs"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn restart_kill9_then_unpublish_and_interrupted_publish_is_finished_by_retry()
+-> anyhow::Result<()> {
+    let mut env = Env::start(&["--provider-timeout=30s"]).await?;
+    env.spc("rs", "fake", &[("objects", "x")]).await?;
+    env.provider
+        .set(Behavior::files(&[("f", b"v", 0o644)], &[("f", "1")]));
+    let done = env.pod("done", "rs").await?;
+    env.publish(&done).await??;
+
+    // Kill -9 in the middle of a publish: the provider hangs, the driver dies.
+    let half = env.pod("half", "rs").await?;
+    env.provider.set(Behavior::Hang);
+    let kubelet = env.kubelet.clone();
+    let half2 = half.clone();
+    let call = tokio::spawn(async move {
+        kubelet
+            .publish(&half2, "secrets", &TokenOptions::default())
+            .await
+    });
+    let before = env.provider.requests().len();
+    secrets_store_testkit::wait_for(
+        "the hanging Mount call",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let n = env.provider.requests().len();
+            async move { Ok((n > before).then_some(())) }
+        },
+    )
+    .await?;
+    env.driver.kill9_and_restart().await?;
+    assert!(
+        call.await??.is_err(),
+        "the interrupted publish must not report success"
+    );
+    let half_target = env.target(&half);
+    assert_eq!(
+        mount_type(&half_target).as_deref(),
+        Some("tmpfs"),
+        "killed after mounting"
+    );
+    assert!(!half_target.join("f").exists());
+
+    // kubelet retries: the restarted driver finishes the publish.
+    env.kubelet = secrets_store_testkit::Kubelet::new(
+        env.client.clone(),
+        env.driver.socket(),
+        &env.kubelet_root,
+    )
+    .await?;
+    env.provider
+        .set(Behavior::files(&[("f", b"v", 0o644)], &[("f", "1")]));
+    env.publish(&half).await??;
+    assert_eq!(std::fs::read(half_target.join("f"))?, b"v");
+
+    // The restarted driver unpublishes what the old one mounted.
+    let done_target = env.target(&done);
+    env.kubelet.unpublish(&done, "secrets").await??;
+    common::assert_untouched(&done_target);
+    env.kubelet.unpublish(&half, "secrets").await??;
+    common::assert_untouched(&half_target);
+    Ok(())
+}
+
+#[tokio::test]
+async fn canary_secrets_and_tokens_never_reach_the_log_at_v10() -> anyhow::Result<()> {
+    let env = Env::start(&["-v=10"]).await?;
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut creds = k8s_openapi::api::core::v1::Secret::default();
+    creds.metadata.name = Some("creds".into());
+    creds.string_data = Some(
+        [(
+            "access_key".to_string(),
+            "CANARY-NODE-PUBLISH-SECRET".to_string(),
+        )]
+        .into(),
+    );
+    api.create(&Default::default(), &creds).await?;
+    env.spc("canary", "fake", &[("objects", "x")]).await?;
+    env.provider.set(Behavior::files(
+        &[("pw", b"CANARY-FILE-CONTENT", 0o644)],
+        &[("pw", "1")],
+    ));
+    let mut spec = secrets_store_testkit::TestPod::new(&env.ns, "canary", "canary");
+    spec.volumes[0].node_publish_secret_ref = Some("creds".into());
+    let pod = env.kubelet.create_pod(&spec).await?;
+    let opts = TokenOptions {
+        audiences: vec!["canary-aud".into()],
+        ..Default::default()
+    };
+    let req = env.kubelet.publish_request(&pod, "secrets", &opts).await?;
+    let token_json = req.volume_context["csi.storage.k8s.io/serviceAccount.tokens"].clone();
+    let token: serde_json::Value = serde_json::from_str(&token_json)?;
+    let token = token["canary-aud"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    env.kubelet.send_publish(req.clone()).await?;
+    // Error paths too: a provider failure and a bad file path.
+    env.provider.set(Behavior::files(
+        &[("../x", b"CANARY-FILE-CONTENT", 0o644)],
+        &[("pw", "1")],
+    ));
+    let pod2 = env
+        .kubelet
+        .create_pod(&{
+            let mut s = spec.clone();
+            s.name = "canary-2".into();
+            s
+        })
+        .await?;
+    let bad = env.kubelet.publish(&pod2, "secrets", &opts).await?;
+    assert!(bad.is_err());
+    env.provider
+        .set(Behavior::Fail(tonic::Code::Unavailable, "down".into()));
+    let _ = env.kubelet.publish(&pod2, "secrets", &opts).await?;
+    env.kubelet.unpublish(&pod, "secrets").await??;
+
+    let log = env.driver.log();
+    assert!(
+        log.len() > 500,
+        "expected verbose logs at -v=10, got:\n{log}"
+    );
+    for canary in [
+        "CANARY-NODE-PUBLISH-SECRET",
+        "CANARY-FILE-CONTENT",
+        token.as_str(),
+        &token[..20],
+    ] {
+        assert!(
+            !log.contains(canary),
+            "log contains a secret value ({}...):\n{log}",
+            &canary[..8.min(canary.len())]
+        );
+    }
+    Ok(())
+}
