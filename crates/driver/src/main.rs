@@ -5,6 +5,7 @@ use clap::Parser;
 use secrets_store_csi_driver::config::Flags;
 use std::sync::Arc;
 
+use secrets_store_csi_driver::csi::controller::ControllerService;
 use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
 use secrets_store_csi_driver::csi::node::NodeService;
 use secrets_store_csi_driver::mount::linux::LinuxMounter;
@@ -12,6 +13,7 @@ use secrets_store_csi_driver::provider::ProviderClients;
 use secrets_store_csi_driver::provider::client::ClientConfig;
 use secrets_store_csi_driver::publish::{PublishConfig, Publisher};
 use secrets_store_csi_driver::{VERSION, server};
+use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
 use secrets_store_proto::csi::v1::node_server::NodeServer;
 use tonic::service::Routes;
@@ -54,7 +56,9 @@ async fn main() -> anyhow::Result<()> {
         providers,
     ));
     let node = NodeService::new(config.node_id.clone(), publisher);
-    let routes = Routes::new(IdentityServer::new(identity)).add_service(NodeServer::new(node));
+    let routes = Routes::new(IdentityServer::new(identity))
+        .add_service(NodeServer::new(node))
+        .add_service(ControllerServer::new(ControllerService));
     let listener = server::bind(&config.socket)?;
     server::serve(
         &config.socket,

@@ -164,6 +164,7 @@ fn compare_service(
     name: &str,
     ours: &ServiceDescriptorProto,
     theirs: &ServiceDescriptorProto,
+    partial: bool,
     diffs: &mut Vec<String>,
 ) {
     let methods = |s: &ServiceDescriptorProto| -> BTreeMap<String, String> {
@@ -184,7 +185,11 @@ fn compare_service(
             })
             .collect()
     };
-    let (a, b) = (methods(ours), methods(theirs));
+    let (a, mut b) = (methods(ours), methods(theirs));
+    if partial {
+        // Serving a subset is fine; each RPC we serve must be upstream's.
+        b.retain(|path, _| a.contains_key(path));
+    }
     if a != b {
         diffs.push(format!(
             "{name}: RPCs differ\n  ours:     {a:#?}\n  upstream: {b:#?}"
@@ -193,8 +198,14 @@ fn compare_service(
 }
 
 /// Compares the named definitions of `ours` with the same names upstream.
-/// `required` lists upstream names ours must define.
-fn compare(ours: &Index, theirs: &Index, required: &BTreeSet<String>) -> Vec<String> {
+/// `required` lists upstream names ours must define; services in `partial`
+/// may serve a subset of upstream's RPCs.
+fn compare(
+    ours: &Index,
+    theirs: &Index,
+    required: &BTreeSet<String>,
+    partial: &[&str],
+) -> Vec<String> {
     let mut diffs = Vec::new();
     for name in required {
         let defined = ours.messages.contains_key(name)
@@ -218,7 +229,7 @@ fn compare(ours: &Index, theirs: &Index, required: &BTreeSet<String>) -> Vec<Str
     }
     for (name, s) in &ours.services {
         match theirs.services.get(name) {
-            Some(t) => compare_service(name, s, t, &mut diffs),
+            Some(t) => compare_service(name, s, t, partial.contains(&name.as_str()), &mut diffs),
             None => diffs.push(format!("{name}: service not defined upstream")),
         }
     }
@@ -260,12 +271,15 @@ fn csi_identity_and_node_match_csi_spec_v1_12_0() -> anyhow::Result<()> {
     let theirs = Index::of(&compile("csi.proto", &upstream)?, "csi.v1");
     let ours = Index::of(&compile("csi.proto", ours())?, "csi.v1");
 
-    let services = [".csi.v1.Identity", ".csi.v1.Node"];
+    let services = [".csi.v1.Controller", ".csi.v1.Identity", ".csi.v1.Node"];
     let mut required: BTreeSet<String> = services.iter().map(|s| s.to_string()).collect();
+    // Every message of every Identity and Node RPC, and of the one
+    // Controller RPC we serve.
     let roots: Vec<String> = services
         .iter()
-        .flat_map(|s| theirs.services[*s].method.iter())
-        .flat_map(|m| [m.input_type().to_string(), m.output_type().to_string()])
+        .flat_map(|s| theirs.services[*s].method.iter().map(move |m| (*s, m)))
+        .filter(|(s, m)| *s != ".csi.v1.Controller" || m.name() == "ControllerGetCapabilities")
+        .flat_map(|(_, m)| [m.input_type().to_string(), m.output_type().to_string()])
         .collect();
     required.extend(
         theirs
@@ -277,9 +291,13 @@ fn csi_identity_and_node_match_csi_spec_v1_12_0() -> anyhow::Result<()> {
     assert_eq!(
         ours.services.keys().cloned().collect::<Vec<_>>(),
         services,
-        "we define exactly Identity and Node"
+        "we define Identity, Node and ControllerGetCapabilities"
     );
-    assert_no_diffs("csi.proto", compare(&ours, &theirs, &required));
+    assert_eq!(ours.services[".csi.v1.Controller"].method.len(), 1);
+    assert_no_diffs(
+        "csi.proto",
+        compare(&ours, &theirs, &required, &[".csi.v1.Controller"]),
+    );
     Ok(())
 }
 
@@ -305,7 +323,7 @@ fn provider_api_matches_secrets_store_csi_driver_v1_6_0() -> anyhow::Result<()> 
         8,
         "upstream defines 7 messages and 1 service: {required:?}"
     );
-    assert_no_diffs("provider.proto", compare(&ours, &theirs, &required));
+    assert_no_diffs("provider.proto", compare(&ours, &theirs, &required, &[]));
     Ok(())
 }
 
@@ -322,7 +340,7 @@ fn the_comparison_catches_a_renumbered_field_and_a_renamed_rpc() -> anyhow::Resu
     let good = Index::of(&compile("provider.proto", ours())?, "v1alpha1");
     let bad = Index::of(&compile("provider.proto", &dir)?, "v1alpha1");
     std::fs::remove_dir_all(&dir)?;
-    let diffs = compare(&bad, &good, &BTreeSet::new());
+    let diffs = compare(&bad, &good, &BTreeSet::new(), &[]);
     assert!(
         diffs
             .iter()
