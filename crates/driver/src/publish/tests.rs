@@ -21,7 +21,8 @@ fn csi_request() -> csi::NodePublishVolumeRequest {
 
 #[test]
 fn validation_messages_match_upstream() {
-    let cases: Vec<(Box<dyn Fn(&mut csi::NodePublishVolumeRequest)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut csi::NodePublishVolumeRequest)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (
             Box::new(|r| r.volume_capability = None),
             "Volume capability missing in request",
