@@ -129,6 +129,28 @@ wrapper_build() {
 }
 
 
+# Our Go test peer around the upstream driver's own fake provider
+# (hack/go/upstream-fake-provider); rebuilt when its source changes.
+install_upstream_fake_provider() {
+  local src=$HACK/go/upstream-fake-provider
+  local v=$SSCSI_VERSION-$(sha256sum "$src/main.go" | cut -c1-12)
+  local d=$ROOT/upstream-fake-provider/$v
+  if ! is_done upstream-fake-provider "$v"; then
+    log "building upstream-fake-provider ($v)"
+    mkdir -p "$d/src" "$d/bin"
+    cp "$src/main.go" "$d/src/"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/upstream-fake-provider >/dev/null
+      go get "sigs.k8s.io/secrets-store-csi-driver@$SSCSI_VERSION"
+      go mod tidy
+      go build -trimpath -ldflags=-s -o "$d/bin/upstream-fake-provider" .
+    )
+    mark_done upstream-fake-provider "$v"
+  fi
+  link upstream-fake-provider "$d/bin/upstream-fake-provider"
+}
+
 # Python tools: one venv per pinned set.
 install_python_tools() {
   local v=openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION d=$ROOT/python/openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION
@@ -148,7 +170,7 @@ install_python_tools() {
 #   (no version, tag, commit or @latest is served);
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

@@ -80,6 +80,11 @@ impl DriverProcess {
         self.wait_ready().await
     }
 
+    /// Process id of the driver.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// Path of the CSI socket.
     pub fn socket(&self) -> &Path {
         &self.socket
