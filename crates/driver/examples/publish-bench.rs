@@ -50,7 +50,9 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let binary = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: publish-bench <driver binary>"))?;
+    let binary = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: publish-bench <driver binary>"))?;
     let cp = ControlPlane::start(Default::default()).await?;
     let client = cp.client().await?;
     let ns = cp.namespace("bench").await?;
@@ -59,16 +61,28 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&providers)?;
     let provider = FakeProvider::start(&providers, "bench").await?;
     provider.set(Behavior::files(
-        &[("username", b"admin", 0o644), ("password", &[b'x'; 64], 0o640)],
+        &[
+            ("username", b"admin", 0o644),
+            ("password", &[b'x'; 64], 0o640),
+        ],
         &[("secret/username", "1"), ("secret/password", "1")],
     ));
-    let spc: kube::Api<secrets_store_crds::v1::SecretProviderClass> = kube::Api::namespaced(client.clone(), &ns);
+    let spc: kube::Api<secrets_store_crds::v1::SecretProviderClass> =
+        kube::Api::namespaced(client.clone(), &ns);
     let spec = secrets_store_crds::v1::SecretProviderClassSpec {
         provider: "bench".into(),
-        parameters: [("objects".to_string(), "- username\n- password\n".to_string())].into(),
+        parameters: [(
+            "objects".to_string(),
+            "- username\n- password\n".to_string(),
+        )]
+        .into(),
         secret_objects: vec![],
     };
-    spc.create(&Default::default(), &secrets_store_crds::v1::SecretProviderClass::new("bench", spec)).await?;
+    spc.create(
+        &Default::default(),
+        &secrets_store_crds::v1::SecretProviderClass::new("bench", spec),
+    )
+    .await?;
     let driver = DriverProcess::start(
         std::path::Path::new(&binary),
         &[
@@ -79,14 +93,20 @@ async fn main() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let kubelet = Kubelet::new(client.clone(), driver.socket(), &dir.path().join("kubelet")).await?;
+    let kubelet =
+        Kubelet::new(client.clone(), driver.socket(), &dir.path().join("kubelet")).await?;
     println!("driver RSS at start: {} KiB", rss_kib(driver.pid()));
 
     let mut requests = Vec::with_capacity(N);
     let mut pods = Vec::with_capacity(N);
     for i in 0..N {
-        let pod = kubelet.create_pod(&TestPod::new(&ns, &format!("pod-{i}"), "bench")).await?;
-        let opts = TokenOptions { audiences: vec!["bench".into()], ..Default::default() };
+        let pod = kubelet
+            .create_pod(&TestPod::new(&ns, &format!("pod-{i}"), "bench"))
+            .await?;
+        let opts = TokenOptions {
+            audiences: vec!["bench".into()],
+            ..Default::default()
+        };
         requests.push(kubelet.publish_request(&pod, "secrets", &opts).await?);
         pods.push(pod);
     }
@@ -97,7 +117,10 @@ async fn main() -> anyhow::Result<()> {
         kubelet.send_publish(req).await?;
         publish.push(start.elapsed());
     }
-    println!("driver RSS after {N} publishes ({N} volumes mounted): {} KiB", rss_kib(driver.pid()));
+    println!(
+        "driver RSS after {N} publishes ({N} volumes mounted): {} KiB",
+        rss_kib(driver.pid())
+    );
     report("NodePublishVolume", publish);
 
     let mut unpublish = Vec::with_capacity(N);
@@ -107,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
         unpublish.push(start.elapsed());
     }
     report("NodeUnpublishVolume", unpublish);
-    println!("driver RSS after unpublishing all: {} KiB", rss_kib(driver.pid()));
+    println!(
+        "driver RSS after unpublishing all: {} KiB",
+        rss_kib(driver.pid())
+    );
     Ok(())
 }

@@ -29,17 +29,30 @@ async fn our_driver_mounts_from_the_upstream_go_provider() -> anyhow::Result<()>
     let mut peer = Process::spawn(
         "upstream-fake-provider",
         &tool("upstream-fake-provider")?,
-        &[format!("--endpoint={}", socket.display()), format!("--spec={}", spec_file.display())],
+        &[
+            format!("--endpoint={}", socket.display()),
+            format!("--spec={}", spec_file.display()),
+        ],
         &[],
         &env.providers_dir.join("upstream.log"),
     )?;
-    secrets_store_testkit::wait_for("the Go provider socket", Duration::from_secs(10), Duration::from_millis(20), || {
-        let ready = socket.exists();
-        async move { Ok(ready.then_some(())) }
-    })
+    secrets_store_testkit::wait_for(
+        "the Go provider socket",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let ready = socket.exists();
+            async move { Ok(ready.then_some(())) }
+        },
+    )
     .await?;
 
-    env.spc("up", "upstream", &[("objects", "array:\n  - |\n    objectName: foo\n")]).await?;
+    env.spc(
+        "up",
+        "upstream",
+        &[("objects", "array:\n  - |\n    objectName: foo\n")],
+    )
+    .await?;
     let pod = env.pod("up", "up").await?;
     let target = env.target(&pod);
     env.publish(&pod).await??;
@@ -47,12 +60,29 @@ async fn our_driver_mounts_from_the_upstream_go_provider() -> anyhow::Result<()>
 
     assert_eq!(mount_type(&target).as_deref(), Some("tmpfs"));
     assert_eq!(std::fs::read_to_string(target.join("foo"))?, "secret");
-    assert!(std::fs::read_to_string(target.join("nested/fookey"))?.starts_with("-----BEGIN PUBLIC KEY-----"));
-    assert_eq!(std::fs::metadata(target.join("nested/fookey"))?.permissions().mode() & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(target.join("nested/fookey"))?
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    assert_eq!(
+        std::fs::metadata(target.join("nested/fookey"))?
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
-    let status = api.get(&format!("up-{}-up", env.ns)).await?.status.expect("status");
-    let ids: Vec<_> = status.objects.iter().map(|o| (o.id.as_str(), o.version.as_str())).collect();
+    let status = api
+        .get(&format!("up-{}-up", env.ns))
+        .await?
+        .status
+        .expect("status");
+    let ids: Vec<_> = status
+        .objects
+        .iter()
+        .map(|o| (o.id.as_str(), o.version.as_str()))
+        .collect();
     assert_eq!(ids, [("secret/foo", "v1"), ("secret/fookey", "v1")]);
 
     env.kubelet.unpublish(&pod, "secrets").await??;

@@ -89,9 +89,10 @@ impl ProviderClients {
         let channel = channels
             .entry(socket.clone())
             .or_insert_with(|| {
-                let endpoint = secrets_store_grpc_uds::endpoint()
-                    .connect_timeout(Duration::from_secs(5))
-                    .timeout(self.config.mount_timeout);
+                // The call deadline is enforced around each call (one timer,
+                // one error); the endpoint only bounds connecting.
+                let endpoint =
+                    secrets_store_grpc_uds::endpoint().connect_timeout(Duration::from_secs(5));
                 secrets_store_grpc_uds::connect_lazy(endpoint, &socket)
             })
             .clone();
