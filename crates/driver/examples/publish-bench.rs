@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
             "--nodeid=bench-node".to_string(),
             format!("--provider-volume={}", providers.display()),
             "--additional-provider-volume-paths=".to_string(),
+            "--metrics-addr=127.0.0.1:0".to_string(),
             format!("--kubeconfig={}", cp.kubeconfig().display()),
         ],
     )

@@ -102,6 +102,8 @@ pub struct Config {
     pub provider_timeout: Duration,
     /// Kubeconfig file, empty for in-cluster.
     pub kubeconfig: String,
+    /// Address of the metrics endpoint.
+    pub metrics_addr: String,
     /// Log as JSON.
     pub log_json: bool,
     /// Log verbosity.
@@ -134,6 +136,7 @@ impl Flags {
             },
             provider_timeout: parse_duration(&self.provider_timeout)?,
             kubeconfig: self.kubeconfig,
+            metrics_addr: self.metrics_addr,
             log_json: self.log_format_json,
             verbosity: self.verbosity,
         })

@@ -4,11 +4,15 @@
 //! Identity and Node services ([`csi`]). A mount happens in [`publish`]:
 //! it reads the SecretProviderClass ([`spc`]), mounts a tmpfs ([`mount`]),
 //! asks the provider ([`provider`]), writes the files with the atomic writer
-//! and records the SecretProviderClassPodStatus ([`status`]). Flags are
+//! and records the SecretProviderClassPodStatus ([`status`]), then syncs
+//! Kubernetes Secrets ([`sync`]). [`metrics`] and [`events`] report what
+//! happened. Flags are
 //! upstream's, parsed and validated in [`config`] before anything binds.
 
 pub mod config;
 pub mod csi;
+pub mod events;
+pub mod metrics;
 pub mod mount;
 pub mod provider;
 pub mod publish;
@@ -16,6 +20,7 @@ pub mod redact;
 pub mod server;
 pub mod spc;
 pub mod status;
+pub mod sync;
 
 /// Version reported to kubelet and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrets_store_csi_driver::csi::controller::ControllerService;
 use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
 use secrets_store_csi_driver::csi::node::NodeService;
+use secrets_store_csi_driver::metrics::{self, Metrics};
 use secrets_store_csi_driver::mount::linux::LinuxMounter;
 use secrets_store_csi_driver::provider::ProviderClients;
 use secrets_store_csi_driver::provider::client::ClientConfig;
@@ -39,6 +40,14 @@ async fn main() -> anyhow::Result<()> {
 
     let readiness = Readiness::default();
     let identity = IdentityService::new(config.driver_name.clone(), VERSION, readiness.clone());
+    let metrics = Arc::new(Metrics::new());
+    let metrics_addr = metrics::parse_addr(&config.metrics_addr)
+        .map_err(|e| anyhow::anyhow!("invalid --metrics-addr {:?}: {e}", config.metrics_addr))?;
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding --metrics-addr {metrics_addr}: {e}"))?;
+    tracing::info!(addr = %metrics_listener.local_addr()?, "serving metrics");
+    tokio::spawn(metrics::serve(metrics_listener, metrics.clone()));
     let providers = ProviderClients::new(ClientConfig {
         dirs: config.provider_dirs.clone(),
         max_recv: config.max_call_recv_msg_size,
@@ -54,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         },
         Arc::new(LinuxMounter),
         providers,
+        metrics.clone(),
     ));
     let node = NodeService::new(config.node_id.clone(), publisher);
     let routes = Routes::new(IdentityServer::new(identity))

@@ -27,8 +27,9 @@ use prometheus_client::registry::Registry;
 const OS_TYPE: &str = std::env::consts::OS;
 
 /// Upstream's histogram buckets: 11 exponential steps from 0.1 s to 2 s.
-const UPSTREAM_BUCKETS: [f64; 11] =
-    [0.1, 0.1349, 0.1821, 0.2456, 0.3314, 0.4472, 0.6034, 0.8142, 1.0986, 1.4823, 2.0];
+const UPSTREAM_BUCKETS: [f64; 11] = [
+    0.1, 0.1349, 0.1821, 0.2456, 0.3314, 0.4472, 0.6034, 0.8142, 1.0986, 1.4823, 2.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
@@ -70,7 +71,9 @@ fn upstream_histogram() -> Histogram {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
 }
 
 /// Every metric of the driver.
@@ -109,22 +112,49 @@ impl Metrics {
         let node_unpublish = Family::default();
         let node_unpublish_error = Family::default();
         let sync_k8s_secret = Family::default();
-        let sync_k8s_secret_duration: Histograms<OsLabels> = Family::new_with_constructor(upstream_histogram);
+        let sync_k8s_secret_duration: Histograms<OsLabels> =
+            Family::new_with_constructor(upstream_histogram);
         let rotation_reconcile = Family::default();
         let rotation_reconcile_error = Family::default();
-        let rotation_reconcile_duration: Histograms<OsLabels> = Family::new_with_constructor(upstream_histogram);
-        let node_publish_duration: Histograms<ProviderLabels> = Family::new_with_constructor(latency_histogram);
-        registry.register("node_publish", "Total number of successful volume mount requests", node_publish.clone());
-        registry.register("node_publish_error", "Total number of errors with volume mount requests", node_publish_error.clone());
-        registry.register("node_unpublish", "Total number of successful volume unmount requests", node_unpublish.clone());
-        registry.register("node_unpublish_error", "Total number of errors with volume unmount requests", node_unpublish_error.clone());
-        registry.register("sync_k8s_secret", "Total number of k8s secrets synced", sync_k8s_secret.clone());
+        let rotation_reconcile_duration: Histograms<OsLabels> =
+            Family::new_with_constructor(upstream_histogram);
+        let node_publish_duration: Histograms<ProviderLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "node_publish",
+            "Total number of successful volume mount requests",
+            node_publish.clone(),
+        );
+        registry.register(
+            "node_publish_error",
+            "Total number of errors with volume mount requests",
+            node_publish_error.clone(),
+        );
+        registry.register(
+            "node_unpublish",
+            "Total number of successful volume unmount requests",
+            node_unpublish.clone(),
+        );
+        registry.register(
+            "node_unpublish_error",
+            "Total number of errors with volume unmount requests",
+            node_unpublish_error.clone(),
+        );
+        registry.register(
+            "sync_k8s_secret",
+            "Total number of k8s secrets synced",
+            sync_k8s_secret.clone(),
+        );
         registry.register(
             "sync_k8s_secret_duration_sec",
             "Distribution of how long it took to sync k8s secret",
             sync_k8s_secret_duration.clone(),
         );
-        registry.register("rotation_reconcile", "Total number of rotation reconciles", rotation_reconcile.clone());
+        registry.register(
+            "rotation_reconcile",
+            "Total number of rotation reconciles",
+            rotation_reconcile.clone(),
+        );
         registry.register(
             "rotation_reconcile_error",
             "Total number of rotation reconciles with error",
@@ -157,8 +187,13 @@ impl Metrics {
 
     /// A publish succeeded (including one that had nothing to do).
     pub fn publish_ok(&self, provider: &str, took: Duration) {
-        let labels = ProviderLabels { provider: provider.into(), os_type: OS_TYPE.into() };
-        self.node_publish_duration.get_or_create(&labels).observe(took.as_secs_f64());
+        let labels = ProviderLabels {
+            provider: provider.into(),
+            os_type: OS_TYPE.into(),
+        };
+        self.node_publish_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
         self.node_publish.get_or_create(&labels).inc();
     }
 
@@ -175,16 +210,31 @@ impl Metrics {
 
     /// An unpublish succeeded or failed.
     pub fn unpublish(&self, ok: bool) {
-        let labels = OsLabels { os_type: OS_TYPE.into() };
-        if ok { &self.node_unpublish } else { &self.node_unpublish_error }.get_or_create(&labels).inc();
+        let labels = OsLabels {
+            os_type: OS_TYPE.into(),
+        };
+        if ok {
+            &self.node_unpublish
+        } else {
+            &self.node_unpublish_error
+        }
+        .get_or_create(&labels)
+        .inc();
     }
 
     /// A Kubernetes Secret was synced.
     pub fn secret_synced(&self, provider: &str, took: Duration) {
         self.sync_k8s_secret
-            .get_or_create(&ProviderLabels { provider: provider.into(), os_type: OS_TYPE.into() })
+            .get_or_create(&ProviderLabels {
+                provider: provider.into(),
+                os_type: OS_TYPE.into(),
+            })
             .inc();
-        self.sync_k8s_secret_duration.get_or_create(&OsLabels { os_type: OS_TYPE.into() }).observe(took.as_secs_f64());
+        self.sync_k8s_secret_duration
+            .get_or_create(&OsLabels {
+                os_type: OS_TYPE.into(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// A refresh of a mounted volume finished.
@@ -196,7 +246,11 @@ impl Metrics {
                 rotated: rotated.to_string(),
             })
             .inc();
-        self.rotation_reconcile_duration.get_or_create(&OsLabels { os_type: OS_TYPE.into() }).observe(took.as_secs_f64());
+        self.rotation_reconcile_duration
+            .get_or_create(&OsLabels {
+                os_type: OS_TYPE.into(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// A refresh of a mounted volume failed.
@@ -230,7 +284,10 @@ pub fn parse_addr(addr: &str) -> Result<SocketAddr, std::net::AddrParseError> {
 }
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
     use axum::http::header::CONTENT_TYPE;
     let app = axum::Router::new().route(
         "/metrics",
@@ -238,7 +295,10 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> 
             let metrics = metrics.clone();
             async move {
                 (
-                    [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     metrics.encode(),
                 )
             }
@@ -280,7 +340,10 @@ mod tests {
     #[test]
     fn metrics_addr_forms() {
         assert_eq!(parse_addr(":8095").expect("ok").to_string(), "0.0.0.0:8095");
-        assert_eq!(parse_addr("127.0.0.1:9000").expect("ok").to_string(), "127.0.0.1:9000");
+        assert_eq!(
+            parse_addr("127.0.0.1:9000").expect("ok").to_string(),
+            "127.0.0.1:9000"
+        );
         assert!(parse_addr("nonsense").is_err());
     }
 }

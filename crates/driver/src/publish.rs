@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use secrets_store_atomic_writer::{AtomicWriter, Outcome, Ownership, Payload};
 use secrets_store_crds::v1::SecretProviderClassObject;
@@ -22,11 +22,14 @@ use secrets_store_proto::provider::v1alpha1 as api;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
+use crate::events::{self, Events};
+use crate::metrics::Metrics;
 use crate::mount::{self, Mounter, TmpfsOptions};
 use crate::provider::{self, ProviderClients};
 use crate::redact::Redacted;
 use crate::spc;
 use crate::status::{self, PodRef};
+use crate::sync;
 
 /// Volume context key: pod name.
 pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
@@ -282,7 +285,9 @@ pub struct Publisher {
     config: PublishConfig,
     mounter: Arc<dyn Mounter>,
     providers: ProviderClients,
+    metrics: Arc<Metrics>,
     kube: OnceCell<kube::Client>,
+    events: OnceCell<Events>,
     in_flight: Mutex<HashSet<PathBuf>>,
 }
 
@@ -308,12 +313,15 @@ impl Publisher {
         config: PublishConfig,
         mounter: Arc<dyn Mounter>,
         providers: ProviderClients,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             config,
             mounter,
             providers,
+            metrics,
             kube: OnceCell::new(),
+            events: OnceCell::new(),
             in_flight: Mutex::new(HashSet::new()),
         }
     }
@@ -359,19 +367,28 @@ impl Publisher {
         }
     }
 
-    /// NodePublishVolume.
+    /// NodePublishVolume, with its metrics.
     pub async fn publish(&self, req: PublishRequest) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut provider = String::new();
+        let result = self.publish_steps(req, &mut provider).await;
+        match &result {
+            Ok(()) => self.metrics.publish_ok(&provider, started.elapsed()),
+            Err(e) => self.metrics.publish_error(&provider, e.reason()),
+        }
+        result
+    }
+
+    async fn publish_steps(
+        &self,
+        req: PublishRequest,
+        provider_label: &mut String,
+    ) -> Result<(), Error> {
         let _guard = self.claim(&req.target)?;
         let mode = self.mode(&req.target)?;
-        if mode == Mode::Refresh {
-            let Some(interval) = self.config.rotation else {
-                tracing::debug!("already published");
-                return Ok(());
-            };
-            if recently_refreshed(&req.target, interval) {
-                tracing::debug!("refreshed less than --rotation-poll-interval ago");
-                return Ok(());
-            }
+        if mode == Mode::Refresh && self.config.rotation.is_none() {
+            tracing::debug!("already published");
+            return Ok(());
         }
         let class_name = req
             .context
@@ -390,9 +407,15 @@ impl Publisher {
         };
         let kube = self.kube().await?;
         let class = spc::get(kube, &pod.namespace, &class_name).await?;
-
+        *provider_label = class.provider.to_string();
         let span = tracing::Span::current();
         span.record("provider", class.provider.as_str());
+
+        let refresh = RefreshPolicy::of(&class, self.config.rotation);
+        if mode == Mode::Refresh && !refresh.due(&req.target) {
+            tracing::debug!("refreshed less than the rotation interval ago");
+            return Ok(());
+        }
         if mode == Mode::First {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -408,18 +431,63 @@ impl Publisher {
                 },
             )?;
         }
-        let result = self.fill(&req, &pod, &class).instrument(span).await;
-        match (&result, mode) {
-            (Err(_), Mode::First | Mode::Resume) => self.undo(&req.target),
+        let started = Instant::now();
+        let result = self
+            .fill(&req, &pod, &class, mode, &refresh)
+            .instrument(span)
+            .await;
+        match (result, mode) {
+            (Err(e), Mode::First | Mode::Resume) => {
+                self.undo(&req.target);
+                Err(e)
+            }
             (Err(e), Mode::Refresh) => {
                 // Keep the last good content; kubelet must not see the
                 // volume as failed (kubernetes/kubernetes#121271).
                 tracing::warn!(error = %e, reason = e.reason(), "refresh failed, keeping the current content");
-                return Ok(());
+                self.metrics.publish_error(provider_label, e.reason());
+                self.metrics.rotation_error(provider_label, e.reason());
+                self.event_warning(&pod, events::MOUNT_ROTATION_FAILED, format!(
+                    "refreshing the content of volume for SecretProviderClass {class_name} failed, the previous content is kept: {e}"
+                ))
+                .await;
+                Ok(())
             }
-            _ => {}
+            (Ok(outcome), Mode::Refresh) => {
+                let rotated = outcome == Outcome::Written;
+                self.metrics
+                    .rotation(provider_label, rotated, started.elapsed());
+                if rotated {
+                    self.event_normal(&pod, events::MOUNT_ROTATION_COMPLETE, format!(
+                        "the content of the volume for SecretProviderClass {class_name} was refreshed"
+                    ))
+                    .await;
+                }
+                Ok(())
+            }
+            (Ok(_), _) => Ok(()),
         }
-        result
+    }
+
+    async fn events(&self) -> Option<&Events> {
+        let kube = self.kube().await.ok()?;
+        Some(
+            self.events
+                .get_or_init(|| async { Events::new(kube.clone(), &self.config.node_id) })
+                .await,
+        )
+    }
+
+    async fn event_normal(&self, pod: &PodRef, reason: &str, note: String) {
+        if let Some(events) = self.events().await {
+            events.normal(pod, reason, note).await;
+        }
+    }
+
+    async fn event_warning(&self, pod: &PodRef, reason: &str, note: String) {
+        if let Some(events) = self.events().await {
+            events.warning(pod, reason, note).await;
+        }
     }
 
     async fn fill(
@@ -427,7 +495,9 @@ impl Publisher {
         req: &PublishRequest,
         pod: &PodRef,
         class: &spc::ProviderClass,
-    ) -> Result<(), Error> {
+        mode: Mode,
+        refresh: &RefreshPolicy,
+    ) -> Result<Outcome, Error> {
         let pod_key = format!("{}/{}", pod.namespace, pod.name);
         let request = mount_request(req, &class.parameters);
         let response = self
@@ -464,10 +534,11 @@ impl Publisher {
                     reason: e.to_string(),
                 })?;
         }
-        if payload.is_empty() {
+        let outcome = if payload.is_empty() {
             tracing::info!(
                 "provider returned no files; it is expected to have written them itself"
             );
+            Outcome::Written
         } else {
             let writer = AtomicWriter::new(&req.target).with_ownership(Ownership {
                 group: req.mount_group,
@@ -481,7 +552,8 @@ impl Publisher {
                 changed = (outcome == Outcome::Written),
                 "files written"
             );
-        }
+            outcome
+        };
         let objects: Vec<SecretProviderClassObject> = response
             .object_version
             .into_iter()
@@ -504,7 +576,77 @@ impl Publisher {
             pod: pod_key,
             source,
         })?;
-        mark_published(&req.target)
+        if !class.object.spec.secret_objects.is_empty() {
+            let files = if payload.is_empty() {
+                read_mounted_files(&req.target)
+            } else {
+                payload
+                    .files()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.contents.clone()))
+                    .collect()
+            };
+            self.sync_secrets(pod, class, &files, mode == Mode::Refresh)
+                .await;
+        }
+        mark_published(&req.target, refresh)?;
+        Ok(outcome)
+    }
+
+    /// Syncs the class's `secretObjects`. A failure is reported (event,
+    /// log) but does not fail the mount, as upstream's asynchronous sync.
+    async fn sync_secrets(
+        &self,
+        pod: &PodRef,
+        class: &spc::ProviderClass,
+        files: &BTreeMap<String, Vec<u8>>,
+        refresh: bool,
+    ) {
+        let Ok(kube) = self.kube().await else { return };
+        for (index, object) in class.object.spec.secret_objects.iter().enumerate() {
+            let started = Instant::now();
+            let result = match sync::desired(index, object, files) {
+                Ok((name, type_, data)) => sync::apply(kube, pod, object, &name, &type_, data)
+                    .await
+                    .map(|c| (name, c)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((name, change)) => {
+                    self.metrics
+                        .secret_synced(class.provider.as_str(), started.elapsed());
+                    tracing::debug!(secret = %name, ?change, "secret synced");
+                    if refresh && change == sync::Change::Updated {
+                        self.event_normal(
+                            pod,
+                            events::SECRET_ROTATION_COMPLETE,
+                            format!(
+                                "secret {}/{name} was updated with the refreshed content",
+                                pod.namespace
+                            ),
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "secret sync failed");
+                    let reason = if refresh {
+                        events::SECRET_ROTATION_FAILED
+                    } else {
+                        events::FAILED_TO_CREATE_SECRET
+                    };
+                    self.event_warning(
+                        pod,
+                        reason,
+                        format!(
+                            "failed to sync secretObjects of SecretProviderClass {}: {e}",
+                            class.name
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
     }
 
     /// Unmounts and removes a target after a failed first publish.
@@ -545,9 +687,12 @@ impl Publisher {
             return Err(Error::InvalidArgument("Target path missing in request"));
         }
         let target = Path::new(target);
-        let _guard = self.claim(target)?;
-        self.unmount_all(target)?;
-        remove_target(target)
+        let result = self.claim(target).and_then(|_guard| {
+            self.unmount_all(target)?;
+            remove_target(target)
+        });
+        self.metrics.unpublish(result.is_ok());
+        result
     }
 }
 
@@ -578,27 +723,106 @@ fn mount_request(req: &PublishRequest, parameters: &BTreeMap<String, String>) ->
     }
 }
 
-fn recently_refreshed(target: &Path, interval: Duration) -> bool {
-    std::fs::metadata(target.join(PUBLISHED_MARKER))
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age < interval)
+/// SecretProviderClass annotation: minimum refresh interval for volumes of
+/// this class (Go duration), overriding `--rotation-poll-interval`.
+pub const REFRESH_INTERVAL_ANNOTATION: &str = "secrets-store.csi.k8s.io/rotation-poll-interval";
+/// SecretProviderClass annotation: any change of its value makes the next
+/// republish refresh at once, whatever the interval.
+pub const REFRESH_TRIGGER_ANNOTATION: &str = "secrets-store.csi.k8s.io/refresh-trigger";
+
+/// When a mounted volume of one class is due for a refresh.
+#[derive(Debug, Clone)]
+struct RefreshPolicy {
+    interval: Duration,
+    trigger: String,
 }
 
-fn mark_published(target: &Path) -> Result<(), Error> {
+impl RefreshPolicy {
+    fn of(class: &spc::ProviderClass, default: Option<Duration>) -> Self {
+        let annotations = class
+            .object
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default();
+        let interval = annotations
+            .get(REFRESH_INTERVAL_ANNOTATION)
+            .and_then(|v| match crate::config::parse_duration(v) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring annotation {REFRESH_INTERVAL_ANNOTATION}");
+                    None
+                }
+            })
+            .or(default)
+            .unwrap_or(Duration::MAX);
+        let trigger = annotations
+            .get(REFRESH_TRIGGER_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
+        Self { interval, trigger }
+    }
+
+    /// Due when the trigger changed since the last refresh, or the interval
+    /// has passed since it.
+    fn due(&self, target: &Path) -> bool {
+        let marker = target.join(PUBLISHED_MARKER);
+        let last_trigger = std::fs::read_to_string(&marker).unwrap_or_default();
+        if last_trigger != self.trigger {
+            return true;
+        }
+        let age = std::fs::metadata(&marker)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        age.is_none_or(|age| age >= self.interval)
+    }
+}
+
+/// Writes the completion marker; it records the refresh trigger seen, and
+/// its mtime is the time of the last successful refresh.
+fn mark_published(target: &Path, refresh: &RefreshPolicy) -> Result<(), Error> {
     let path = target.join(PUBLISHED_MARKER);
     let err = |source| Error::TargetPath {
         path: path.display().to_string(),
         source,
     };
-    std::fs::write(&path, b"").map_err(err)?;
-    // Rewriting an empty file does not always move mtime; set it.
+    std::fs::write(&path, refresh.trigger.as_bytes()).map_err(err)?;
     std::fs::File::options()
         .write(true)
         .open(&path)
         .and_then(|f| f.set_modified(SystemTime::now()))
         .map_err(err)
+}
+
+/// Files a provider wrote into the target itself (legacy providers), by
+/// relative path, skipping the writer's and driver's `..` entries.
+fn read_mounted_files(target: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![target.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if dir == target && entry.file_name().to_string_lossy().starts_with("..") {
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) if m.is_file() => {
+                    if let (Ok(rel), Ok(contents)) =
+                        (path.strip_prefix(target), std::fs::read(&path))
+                    {
+                        out.insert(rel.to_string_lossy().into_owned(), contents);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn remove_target(target: &Path) -> Result<(), Error> {

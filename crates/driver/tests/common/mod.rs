@@ -59,6 +59,7 @@ impl Env {
             format!("--nodeid={NODE}"),
             format!("--provider-volume={}", providers_dir.display()),
             "--additional-provider-volume-paths=".to_string(),
+            "--metrics-addr=127.0.0.1:0".to_string(),
             format!(
                 "--kubeconfig={}",
                 kubeconfig.unwrap_or(cp.kubeconfig()).display()
