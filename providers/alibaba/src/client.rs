@@ -33,9 +33,9 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses a host name or URL; a bare host means HTTPS.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        let s = s.trim().trim_end_matches('/');
+        let s = s.trim();
         let (scheme, authority) = match s.split_once("://") {
-            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest),
+            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest.strip_suffix('/').unwrap_or(rest)),
             Some(_) => return Err(ApiError::Endpoint(s.to_string())),
             None => ("https", s),
         };
