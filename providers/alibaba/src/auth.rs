@@ -19,7 +19,8 @@ pub const STS_AUDIENCE: &str = "sts.aliyuncs.com";
 /// ServiceAccount annotation naming the pod's RAM role.
 pub const ROLE_ANNOTATION: &str = "ack.alibabacloud.com/role-arn";
 /// Token file the chart projects for provider RRSA.
-pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud";
+pub const DEFAULT_TOKEN_FILE: &str =
+    "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud";
 /// Default session name.
 pub const DEFAULT_SESSION_NAME: &str = "csi-secrets-store-provider-alibaba";
 /// Session name for cross-account roles.
@@ -65,13 +66,20 @@ impl AuthEnv {
         Self {
             role_arn: get("ALICLOUD_ROLE_ARN"),
             oidc_provider_arn,
-            oidc_token_file: get("ALICLOUD_OIDC_TOKEN_FILE").map(PathBuf::from).unwrap_or_else(|| DEFAULT_TOKEN_FILE.into()),
+            oidc_token_file: get("ALICLOUD_OIDC_TOKEN_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| DEFAULT_TOKEN_FILE.into()),
             access_key_id: get("ACCESS_KEY_ID"),
             secret_access_key: get("SECRET_ACCESS_KEY").map(Redacted::new),
-            session_name: get("ALICLOUD_ROLE_SESSION_NAME").unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
-            session_duration: get("ALICLOUD_ROLE_SESSION_EXPIRATION").and_then(|v| v.parse().ok()).unwrap_or(3600).max(900),
+            session_name: get("ALICLOUD_ROLE_SESSION_NAME")
+                .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
+            session_duration: get("ALICLOUD_ROLE_SESSION_EXPIRATION")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3600)
+                .max(900),
             ecs_role: get("ALIBABA_CLOUD_ECS_METADATA"),
-            ecs_disabled: get("ALIBABA_CLOUD_ECS_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            ecs_disabled: get("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -130,9 +138,14 @@ impl Source {
     /// A key naming who the credential acts as (no secrets in it).
     pub fn identity(&self) -> String {
         match self {
-            Self::PodRrsa { role_arn, subject, .. } => format!("pod-rrsa:{role_arn}:{subject}"),
+            Self::PodRrsa {
+                role_arn, subject, ..
+            } => format!("pod-rrsa:{role_arn}:{subject}"),
             Self::ProviderRrsa { role_arn, .. } => format!("provider-rrsa:{role_arn}"),
-            Self::RamRole { credential, role_arn } => format!("ram-role:{}:{role_arn}", credential.access_key_id),
+            Self::RamRole {
+                credential,
+                role_arn,
+            } => format!("ram-role:{}:{role_arn}", credential.access_key_id),
             Self::NodePublishSecret(c) | Self::Env(c) => format!("ak:{}", c.access_key_id),
             Self::Ecs => "ecs".into(),
         }
@@ -143,19 +156,25 @@ impl Source {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     /// Pod RRSA is on but the driver sent no token for the STS audience.
-    #[error("pod service account token for audience {STS_AUDIENCE} not found; configure the CSIDriver tokenRequests")]
+    #[error(
+        "pod service account token for audience {STS_AUDIENCE} not found; configure the CSIDriver tokenRequests"
+    )]
     NoPodToken,
     /// The tokens attribute is malformed.
     #[error("{0}")]
     Tokens(String),
     /// RRSA needs an OIDC provider ARN.
-    #[error("RRSA needs ALICLOUD_OIDC_PROVIDER_ARN (or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID)")]
+    #[error(
+        "RRSA needs ALICLOUD_OIDC_PROVIDER_ARN (or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID)"
+    )]
     NoOidcProvider,
     /// The provider token file is unreadable.
     #[error("read OIDC token file {0}: {1}")]
     TokenFile(String, String),
     /// The ECS method is disabled and nothing else applies.
-    #[error("no credentials: set nodePublishSecretRef, ACCESS_KEY_ID/SECRET_ACCESS_KEY or RRSA (ECS metadata is disabled)")]
+    #[error(
+        "no credentials: set nodePublishSecretRef, ACCESS_KEY_ID/SECRET_ACCESS_KEY or RRSA (ECS metadata is disabled)"
+    )]
     Nothing,
     /// STS or the metadata service refused.
     #[error("get {method} credential: {source}")]
@@ -193,32 +212,60 @@ pub struct MountAuth<'a> {
 }
 
 fn lookup_ci<'a>(m: &'a BTreeMap<String, String>, key: &str) -> Option<&'a String> {
-    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v).filter(|v| !v.is_empty())
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
 }
 
 fn static_key(id: &str, secret: &str) -> Credential {
-    Credential { access_key_id: id.to_string(), access_key_secret: Redacted::new(secret.to_string()), security_token: None, expiration: None }
+    Credential {
+        access_key_id: id.to_string(),
+        access_key_secret: Redacted::new(secret.to_string()),
+        security_token: None,
+        expiration: None,
+    }
 }
 
 /// Picks the first applicable method of the chain.
 pub fn select(env: &AuthEnv, mount: MountAuth<'_>) -> Result<Source, AuthError> {
-    if mount.use_pod_token && let Some(role_arn) = mount.pod_role_arn {
+    if mount.use_pod_token
+        && let Some(role_arn) = mount.pod_role_arn
+    {
         let tokens = mount.tokens.map_err(AuthError::Tokens)?;
         let token = tokens.get(STS_AUDIENCE).ok_or(AuthError::NoPodToken)?;
-        let provider_arn = env.oidc_provider_arn.clone().ok_or(AuthError::NoOidcProvider)?;
-        return Ok(Source::PodRrsa { role_arn, provider_arn, token: token.token.clone(), subject: mount.subject });
+        let provider_arn = env
+            .oidc_provider_arn
+            .clone()
+            .ok_or(AuthError::NoOidcProvider)?;
+        return Ok(Source::PodRrsa {
+            role_arn,
+            provider_arn,
+            token: token.token.clone(),
+            subject: mount.subject,
+        });
     }
     if let (Some(role_arn), Some(provider_arn)) = (&env.role_arn, &env.oidc_provider_arn) {
-        return Ok(Source::ProviderRrsa { role_arn: role_arn.clone(), provider_arn: provider_arn.clone(), token_file: env.oidc_token_file.clone() });
+        return Ok(Source::ProviderRrsa {
+            role_arn: role_arn.clone(),
+            provider_arn: provider_arn.clone(),
+            token_file: env.oidc_token_file.clone(),
+        });
     }
     let env_key = match (&env.access_key_id, &env.secret_access_key) {
         (Some(id), Some(secret)) => Some(static_key(id, secret.expose())),
         _ => None,
     };
     if let (Some(credential), Some(role_arn)) = (&env_key, &env.role_arn) {
-        return Ok(Source::RamRole { credential: credential.clone(), role_arn: role_arn.clone() });
+        return Ok(Source::RamRole {
+            credential: credential.clone(),
+            role_arn: role_arn.clone(),
+        });
     }
-    if let (Some(id), Some(secret)) = (lookup_ci(mount.secrets, "access_key"), lookup_ci(mount.secrets, "access_secret")) {
+    if let (Some(id), Some(secret)) = (
+        lookup_ci(mount.secrets, "access_key"),
+        lookup_ci(mount.secrets, "access_secret"),
+    ) {
         return Ok(Source::NodePublishSecret(static_key(id, secret)));
     }
     if let Some(c) = env_key {
@@ -242,7 +289,13 @@ pub struct Auth {
 impl Auth {
     /// A credential service talking to `sts` and the ECS `metadata` service.
     pub fn new(env: AuthEnv, http: HttpClient, sts: Endpoint, metadata: Endpoint) -> Self {
-        Self { env, http, sts, metadata, cache: ExpiringCache::new(REFRESH_MARGIN) }
+        Self {
+            env,
+            http,
+            sts,
+            metadata,
+            cache: ExpiringCache::new(REFRESH_MARGIN),
+        }
     }
 
     /// The environment settings.
@@ -261,24 +314,67 @@ impl Auth {
                     .get_or_load(&source.identity(), || async {
                         tracing::debug!(method, "requesting session credentials");
                         match source {
-                            Source::PodRrsa { role_arn, provider_arn, token, .. } => {
-                                sts::assume_role_with_oidc(&self.http, &self.sts, role_arn, provider_arn, token, &self.env.session_name, self.env.session_duration)
-                                    .await
-                                    .map_err(api)
-                            }
-                            Source::ProviderRrsa { role_arn, provider_arn, token_file } => {
-                                let token = tokio::fs::read_to_string(token_file)
-                                    .await
-                                    .map_err(|e| AuthError::TokenFile(token_file.display().to_string(), e.to_string()))?;
+                            Source::PodRrsa {
+                                role_arn,
+                                provider_arn,
+                                token,
+                                ..
+                            } => sts::assume_role_with_oidc(
+                                &self.http,
+                                &self.sts,
+                                role_arn,
+                                provider_arn,
+                                token,
+                                &self.env.session_name,
+                                self.env.session_duration,
+                            )
+                            .await
+                            .map_err(api),
+                            Source::ProviderRrsa {
+                                role_arn,
+                                provider_arn,
+                                token_file,
+                            } => {
+                                let token =
+                                    tokio::fs::read_to_string(token_file).await.map_err(|e| {
+                                        AuthError::TokenFile(
+                                            token_file.display().to_string(),
+                                            e.to_string(),
+                                        )
+                                    })?;
                                 let token = Redacted::new(token.trim().to_string());
-                                sts::assume_role_with_oidc(&self.http, &self.sts, role_arn, provider_arn, &token, &self.env.session_name, self.env.session_duration)
-                                    .await
-                                    .map_err(api)
+                                sts::assume_role_with_oidc(
+                                    &self.http,
+                                    &self.sts,
+                                    role_arn,
+                                    provider_arn,
+                                    &token,
+                                    &self.env.session_name,
+                                    self.env.session_duration,
+                                )
+                                .await
+                                .map_err(api)
                             }
-                            Source::RamRole { credential, role_arn } => {
-                                sts::assume_role(&self.http, &self.sts, credential, role_arn, &self.env.session_name, self.env.session_duration).await.map_err(api)
-                            }
-                            Source::Ecs => sts::ecs_ram_role(&self.http, &self.metadata, self.env.ecs_role.as_deref()).await.map_err(api),
+                            Source::RamRole {
+                                credential,
+                                role_arn,
+                            } => sts::assume_role(
+                                &self.http,
+                                &self.sts,
+                                credential,
+                                role_arn,
+                                &self.env.session_name,
+                                self.env.session_duration,
+                            )
+                            .await
+                            .map_err(api),
+                            Source::Ecs => sts::ecs_ram_role(
+                                &self.http,
+                                &self.metadata,
+                                self.env.ecs_role.as_deref(),
+                            )
+                            .await
+                            .map_err(api),
                             Source::NodePublishSecret(c) | Source::Env(c) => Ok(c.clone()),
                         }
                     })
@@ -289,13 +385,28 @@ impl Auth {
 
     /// A session for `role_arn` assumed from the base credential, cached by
     /// base identity and role.
-    pub async fn cross_account(&self, base_identity: &str, base: &Credential, role_arn: &str) -> Result<Credential, AuthError> {
+    pub async fn cross_account(
+        &self,
+        base_identity: &str,
+        base: &Credential,
+        role_arn: &str,
+    ) -> Result<Credential, AuthError> {
         let key = format!("{base_identity}->{role_arn}");
         self.cache
             .get_or_load(&key, || async {
-                sts::assume_role(&self.http, &self.sts, base, role_arn, CROSS_ACCOUNT_SESSION_NAME, self.env.session_duration)
-                    .await
-                    .map_err(|source| AuthError::Api { method: "cross-account", source })
+                sts::assume_role(
+                    &self.http,
+                    &self.sts,
+                    base,
+                    role_arn,
+                    CROSS_ACCOUNT_SESSION_NAME,
+                    self.env.session_duration,
+                )
+                .await
+                .map_err(|source| AuthError::Api {
+                    method: "cross-account",
+                    source,
+                })
             })
             .await
     }
@@ -311,43 +422,124 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> AuthEnv {
-        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         AuthEnv::from_lookup(|k| m.get(k).cloned())
     }
 
     fn token() -> BTreeMap<String, ServiceAccountToken> {
-        serde_json::from_str(r#"{"sts.aliyuncs.com":{"token":"t","expirationTimestamp":""}}"#).expect("json")
+        serde_json::from_str(r#"{"sts.aliyuncs.com":{"token":"t","expirationTimestamp":""}}"#)
+            .expect("json")
     }
 
-    fn mount<'a>(pod: bool, role: Option<&str>, tokens: BTreeMap<String, ServiceAccountToken>, secrets: &'a BTreeMap<String, String>) -> MountAuth<'a> {
-        MountAuth { use_pod_token: pod, pod_role_arn: role.map(str::to_string), subject: "ns/sa".into(), tokens: Ok(tokens), secrets }
+    fn mount<'a>(
+        pod: bool,
+        role: Option<&str>,
+        tokens: BTreeMap<String, ServiceAccountToken>,
+        secrets: &'a BTreeMap<String, String>,
+    ) -> MountAuth<'a> {
+        MountAuth {
+            use_pod_token: pod,
+            pod_role_arn: role.map(str::to_string),
+            subject: "ns/sa".into(),
+            tokens: Ok(tokens),
+            secrets,
+        }
     }
 
     #[test]
     fn chain_order() {
         let none = BTreeMap::new();
-        let nps: BTreeMap<String, String> = [("Access_Key".to_string(), "NPS".to_string()), ("access_secret".to_string(), "s".to_string())].into();
-        let full = env(&[("ALICLOUD_ROLE_ARN", "acs:ram::1:role/p"), ("ALICLOUD_OIDC_PROVIDER_ARN", "oidc"), ("ACCESS_KEY_ID", "ENV"), ("SECRET_ACCESS_KEY", "s")]);
-        assert_eq!(select(&full, mount(true, Some("acs:ram::1:role/pod"), token(), &nps)).expect("pod").identity(), "pod-rrsa:acs:ram::1:role/pod:ns/sa");
+        let nps: BTreeMap<String, String> = [
+            ("Access_Key".to_string(), "NPS".to_string()),
+            ("access_secret".to_string(), "s".to_string()),
+        ]
+        .into();
+        let full = env(&[
+            ("ALICLOUD_ROLE_ARN", "acs:ram::1:role/p"),
+            ("ALICLOUD_OIDC_PROVIDER_ARN", "oidc"),
+            ("ACCESS_KEY_ID", "ENV"),
+            ("SECRET_ACCESS_KEY", "s"),
+        ]);
+        assert_eq!(
+            select(
+                &full,
+                mount(true, Some("acs:ram::1:role/pod"), token(), &nps)
+            )
+            .expect("pod")
+            .identity(),
+            "pod-rrsa:acs:ram::1:role/pod:ns/sa"
+        );
         // The flag without the annotation moves on.
-        assert_eq!(select(&full, mount(true, None, token(), &nps)).expect("prov").method(), "provider-rrsa");
-        let ram = env(&[("ALICLOUD_ROLE_ARN", "acs:ram::1:role/r"), ("ACCESS_KEY_ID", "ENV"), ("SECRET_ACCESS_KEY", "s")]);
-        assert_eq!(select(&ram, mount(false, None, token(), &nps)).expect("ram").identity(), "ram-role:ENV:acs:ram::1:role/r");
+        assert_eq!(
+            select(&full, mount(true, None, token(), &nps))
+                .expect("prov")
+                .method(),
+            "provider-rrsa"
+        );
+        let ram = env(&[
+            ("ALICLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ("ACCESS_KEY_ID", "ENV"),
+            ("SECRET_ACCESS_KEY", "s"),
+        ]);
+        assert_eq!(
+            select(&ram, mount(false, None, token(), &nps))
+                .expect("ram")
+                .identity(),
+            "ram-role:ENV:acs:ram::1:role/r"
+        );
         let ak = env(&[("ACCESS_KEY_ID", "ENV"), ("SECRET_ACCESS_KEY", "s")]);
-        assert_eq!(select(&ak, mount(false, None, token(), &nps)).expect("nps").identity(), "ak:NPS");
-        assert_eq!(select(&ak, mount(false, None, token(), &none)).expect("env").identity(), "ak:ENV");
-        assert_eq!(select(&env(&[]), mount(false, None, token(), &none)).expect("ecs").method(), "ecs-ram-role");
-        assert!(matches!(select(&env(&[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")]), mount(false, None, token(), &none)), Err(AuthError::Nothing)));
+        assert_eq!(
+            select(&ak, mount(false, None, token(), &nps))
+                .expect("nps")
+                .identity(),
+            "ak:NPS"
+        );
+        assert_eq!(
+            select(&ak, mount(false, None, token(), &none))
+                .expect("env")
+                .identity(),
+            "ak:ENV"
+        );
+        assert_eq!(
+            select(&env(&[]), mount(false, None, token(), &none))
+                .expect("ecs")
+                .method(),
+            "ecs-ram-role"
+        );
+        assert!(matches!(
+            select(
+                &env(&[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")]),
+                mount(false, None, token(), &none)
+            ),
+            Err(AuthError::Nothing)
+        ));
     }
 
     #[test]
     fn pod_rrsa_failures_stop_the_chain() {
         let none = BTreeMap::new();
-        let e = env(&[("ALICLOUD_ACCOUNT_ID", "1"), ("ALICLOUD_CLUSTER_ID", "c"), ("ACCESS_KEY_ID", "ENV"), ("SECRET_ACCESS_KEY", "s")]);
-        assert_eq!(e.oidc_provider_arn.as_deref(), Some("acs:ram::1:oidc-provider/ack-rrsa-c"));
+        let e = env(&[
+            ("ALICLOUD_ACCOUNT_ID", "1"),
+            ("ALICLOUD_CLUSTER_ID", "c"),
+            ("ACCESS_KEY_ID", "ENV"),
+            ("SECRET_ACCESS_KEY", "s"),
+        ]);
+        assert_eq!(
+            e.oidc_provider_arn.as_deref(),
+            Some("acs:ram::1:oidc-provider/ack-rrsa-c")
+        );
         let err = select(&e, mount(true, Some("r"), BTreeMap::new(), &none)).expect_err("no token");
         assert!(matches!(err, AuthError::NoPodToken));
-        assert!(matches!(select(&env(&[]), mount(true, Some("r"), token(), &none)), Err(AuthError::NoOidcProvider)));
-        assert_eq!(env(&[("ALICLOUD_ROLE_SESSION_EXPIRATION", "60")]).session_duration, 900);
+        assert!(matches!(
+            select(&env(&[]), mount(true, Some("r"), token(), &none)),
+            Err(AuthError::NoOidcProvider)
+        ));
+        assert_eq!(
+            env(&[("ALICLOUD_ROLE_SESSION_EXPIRATION", "60")]).session_duration,
+            900
+        );
     }
 }

@@ -55,7 +55,15 @@ pub async fn kms_get_secret_value(
     if let Some(s) = version_stage {
         params.insert("VersionStage".into(), s.into());
     }
-    let r: GetSecretValueResponse = http.call(endpoint, "GetSecretValue", "2016-01-20", &params, credential).await?;
+    let r: GetSecretValueResponse = http
+        .call(
+            endpoint,
+            "GetSecretValue",
+            "2016-01-20",
+            &params,
+            credential,
+        )
+        .await?;
     let data = if r.secret_data_type == "binary" {
         base64::engine::general_purpose::STANDARD
             .decode(r.secret_data.as_bytes())
@@ -63,7 +71,10 @@ pub async fn kms_get_secret_value(
     } else {
         r.secret_data.into_bytes()
     };
-    Ok(SecretValue { data: secrets_store_provider_sdk::Redacted::new(data), version: r.version_id })
+    Ok(SecretValue {
+        data: secrets_store_provider_sdk::Redacted::new(data),
+        version: r.version_id,
+    })
 }
 
 #[derive(Deserialize)]
@@ -91,11 +102,22 @@ pub async fn oos_get_secret_parameter(
         ("Name".to_string(), name.to_string()),
         ("WithDecryption".to_string(), "true".to_string()),
     ]);
-    let r: GetSecretParameterResponse = http.call(endpoint, "GetSecretParameter", "2019-06-01", &params, credential).await?;
+    let r: GetSecretParameterResponse = http
+        .call(
+            endpoint,
+            "GetSecretParameter",
+            "2019-06-01",
+            &params,
+            credential,
+        )
+        .await?;
     let version = match r.parameter.parameter_version {
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::String(s) => s,
         _ => String::new(),
     };
-    Ok(SecretValue { data: secrets_store_provider_sdk::Redacted::new(r.parameter.value.into_bytes()), version })
+    Ok(SecretValue {
+        data: secrets_store_provider_sdk::Redacted::new(r.parameter.value.into_bytes()),
+        version,
+    })
 }

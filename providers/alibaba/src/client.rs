@@ -19,7 +19,11 @@ use crate::sign::{self, Canonical};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Error codes that mean "try again later".
-const TRANSIENT_CODES: &[&str] = &["ServiceUnavailableTemporary", "InternalFailure", "ServiceUnavailable"];
+const TRANSIENT_CODES: &[&str] = &[
+    "ServiceUnavailableTemporary",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
 
 /// A host (HTTPS) or a full `http(s)://host[:port]` base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +39,22 @@ impl Endpoint {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let s = s.trim();
         let (scheme, authority) = match s.split_once("://") {
-            Some((scheme @ ("http" | "https"), rest)) => (scheme, rest.strip_suffix('/').unwrap_or(rest)),
+            Some((scheme @ ("http" | "https"), rest)) => {
+                (scheme, rest.strip_suffix('/').unwrap_or(rest))
+            }
             Some(_) => return Err(ApiError::Endpoint(s.to_string())),
             None => ("https", s),
         };
-        if authority.is_empty() || authority.contains('/') || authority.contains(char::is_whitespace) {
+        if authority.is_empty()
+            || authority.contains('/')
+            || authority.contains(char::is_whitespace)
+        {
             return Err(ApiError::Endpoint(s.to_string()));
         }
-        Ok(Self { scheme: scheme.to_string(), authority: authority.to_string() })
+        Ok(Self {
+            scheme: scheme.to_string(),
+            authority: authority.to_string(),
+        })
     }
 
     fn url(&self, path_and_query: &str) -> String {
@@ -92,8 +104,11 @@ pub struct SessionCredentials {
 impl SessionCredentials {
     /// Converts to a [`Credential`], parsing the expiry.
     pub fn into_credential(self) -> Result<Credential, ApiError> {
-        let exp = time::OffsetDateTime::parse(&self.expiration, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| ApiError::Decode(format!("bad Expiration {:?}", self.expiration)))?;
+        let exp = time::OffsetDateTime::parse(
+            &self.expiration,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| ApiError::Decode(format!("bad Expiration {:?}", self.expiration)))?;
         Ok(Credential {
             access_key_id: self.access_key_id,
             access_key_secret: self.access_key_secret,
@@ -147,7 +162,9 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Service { code, status, .. } => {
-                code.contains("Throttling") || TRANSIENT_CODES.contains(&code.as_str()) || *status == 503
+                code.contains("Throttling")
+                    || TRANSIENT_CODES.contains(&code.as_str())
+                    || *status == 503
             }
             Self::Transport { .. } => true,
             _ => false,
@@ -157,10 +174,21 @@ impl ApiError {
     /// The gRPC code a mount failing with this error gets.
     pub fn grpc_code(&self) -> tonic::Code {
         match self.code() {
-            Some(c) if c.starts_with("Forbidden.ResourceNotFound") || c.starts_with("EntityNotExist") || c.starts_with("ParameterNotFound") => {
+            Some(c)
+                if c.starts_with("Forbidden.ResourceNotFound")
+                    || c.starts_with("EntityNotExist")
+                    || c.starts_with("ParameterNotFound") =>
+            {
                 tonic::Code::NotFound
             }
-            Some(c) if c.starts_with("Forbidden") || c.starts_with("InvalidAccessKeyId") || c.starts_with("SignatureDoesNotMatch") || c.starts_with("InvalidSecurityToken") || c.starts_with("AuthenticationFail") || c.starts_with("NoPermission") => {
+            Some(c)
+                if c.starts_with("Forbidden")
+                    || c.starts_with("InvalidAccessKeyId")
+                    || c.starts_with("SignatureDoesNotMatch")
+                    || c.starts_with("InvalidSecurityToken")
+                    || c.starts_with("AuthenticationFail")
+                    || c.starts_with("NoPermission") =>
+            {
                 tonic::Code::PermissionDenied
             }
             _ if self.is_transient() => tonic::Code::Unavailable,
@@ -197,9 +225,14 @@ impl HttpClient {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "no usable system root certificates; HTTPS endpoints will fail");
-                let config = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-                    .with_safe_default_protocol_versions()
-                    .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
+                let config = rustls::ClientConfig::builder_with_provider(
+                    rustls::crypto::ring::default_provider().into(),
+                )
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    b.with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                });
                 match config {
                     Ok(c) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(c),
                     Err(e) => unreachable!("ring supports the default protocol versions: {e}"),
@@ -215,8 +248,15 @@ impl HttpClient {
 
     /// Sends a request; returns status and body.
     pub async fn send(&self, req: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), ApiError> {
-        let endpoint = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
-        let transport = |message: String| ApiError::Transport { endpoint: endpoint.clone(), message };
+        let endpoint = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let transport = |message: String| ApiError::Transport {
+            endpoint: endpoint.clone(),
+            message,
+        };
         let resp = tokio::time::timeout(REQUEST_TIMEOUT, self.inner.request(req))
             .await
             .map_err(|_| transport(format!("timed out after {REQUEST_TIMEOUT:?}")))?
@@ -240,7 +280,8 @@ impl HttpClient {
         params: &BTreeMap<String, String>,
         credential: &Credential,
     ) -> Result<T, ApiError> {
-        let query: Vec<(String, String)> = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let query: Vec<(String, String)> =
+            params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), endpoint.authority.clone()),
             ("x-acs-action".into(), action.into()),
@@ -252,12 +293,28 @@ impl HttpClient {
             ("user-agent".into(), self.user_agent.clone()),
         ];
         if let Some(token) = &credential.security_token {
-            headers.push(("x-acs-accesskey-id".into(), credential.access_key_id.clone()));
+            headers.push((
+                "x-acs-accesskey-id".into(),
+                credential.access_key_id.clone(),
+            ));
             headers.push(("x-acs-security-token".into(), token.expose().clone()));
         }
-        let canonical = Canonical { method: "POST", path: "/", query: &query, headers: &headers, payload_hash: sign::EMPTY_SHA256 };
-        let authorization = canonical.authorization(&credential.access_key_id, credential.access_key_secret.expose());
-        let qs = query.iter().map(|(k, v)| format!("{}={}", sign::encode(k), sign::encode(v))).collect::<Vec<_>>().join("&");
+        let canonical = Canonical {
+            method: "POST",
+            path: "/",
+            query: &query,
+            headers: &headers,
+            payload_hash: sign::EMPTY_SHA256,
+        };
+        let authorization = canonical.authorization(
+            &credential.access_key_id,
+            credential.access_key_secret.expose(),
+        );
+        let qs = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", sign::encode(k), sign::encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
         let mut req = http::Request::post(endpoint.url(&format!("/?{qs}")));
         for (k, v) in &headers {
             if k != "host" {
@@ -281,7 +338,12 @@ pub fn decode<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Resul
             message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
             request_id: String::new(),
         });
-        return Err(ApiError::Service { status, code: e.code, message: e.message, request_id: e.request_id });
+        return Err(ApiError::Service {
+            status,
+            code: e.code,
+            message: e.message,
+            request_id: e.request_id,
+        });
     }
     serde_json::from_slice(body).map_err(|e| ApiError::Decode(e.to_string()))
 }
@@ -306,7 +368,10 @@ pub fn timestamp(t: SystemTime) -> String {
 
 /// A unique request nonce.
 pub fn nonce() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
     format!("{:016x}{:016x}", fastrand::u64(..), nanos as u64)
 }
 
@@ -316,9 +381,17 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(Endpoint::parse("kms-vpc.cn-hangzhou.aliyuncs.com").expect("host").to_string(), "https://kms-vpc.cn-hangzhou.aliyuncs.com");
+        assert_eq!(
+            Endpoint::parse("kms-vpc.cn-hangzhou.aliyuncs.com")
+                .expect("host")
+                .to_string(),
+            "https://kms-vpc.cn-hangzhou.aliyuncs.com"
+        );
         let e = Endpoint::parse("http://127.0.0.1:8080/").expect("url");
-        assert_eq!((e.scheme.as_str(), e.authority.as_str()), ("http", "127.0.0.1:8080"));
+        assert_eq!(
+            (e.scheme.as_str(), e.authority.as_str()),
+            ("http", "127.0.0.1:8080")
+        );
         for bad in ["", "ftp://x", "http://", "a/b", "a b"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
@@ -326,11 +399,22 @@ mod tests {
 
     #[test]
     fn errors_decode_and_classify() {
-        let e = decode::<serde_json::Value>(400, br#"{"Code":"Rejected.Throttling","Message":"slow down","RequestId":"r1"}"#).expect_err("err");
+        let e = decode::<serde_json::Value>(
+            400,
+            br#"{"Code":"Rejected.Throttling","Message":"slow down","RequestId":"r1"}"#,
+        )
+        .expect_err("err");
         assert!(e.is_transient());
         assert_eq!(e.grpc_code(), tonic::Code::Unavailable);
-        assert_eq!(e.to_string(), "Rejected.Throttling: slow down (HTTP 400, RequestId r1)");
-        let e = decode::<serde_json::Value>(404, br#"{"Code":"Forbidden.ResourceNotFound","Message":"m","RequestId":"r"}"#).expect_err("err");
+        assert_eq!(
+            e.to_string(),
+            "Rejected.Throttling: slow down (HTTP 400, RequestId r1)"
+        );
+        let e = decode::<serde_json::Value>(
+            404,
+            br#"{"Code":"Forbidden.ResourceNotFound","Message":"m","RequestId":"r"}"#,
+        )
+        .expect_err("err");
         assert!(!e.is_transient());
         assert_eq!(e.grpc_code(), tonic::Code::NotFound);
         let e = decode::<serde_json::Value>(502, b"<html>").expect_err("err");
@@ -339,7 +423,10 @@ mod tests {
 
     #[test]
     fn timestamps_and_nonces() {
-        assert_eq!(timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1698310861)), "2023-10-26T09:01:01Z");
+        assert_eq!(
+            timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(1698310861)),
+            "2023-10-26T09:01:01Z"
+        );
         assert_ne!(nonce(), nonce());
     }
 }

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 /// Provider flags.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "secrets-store-csi-driver-provider-alibabacloud", version, about = "Alibaba Cloud Secrets Manager provider for the Secrets Store CSI driver")]
+#[command(
+    name = "secrets-store-csi-driver-provider-alibabacloud",
+    version,
+    about = "Alibaba Cloud Secrets Manager provider for the Secrets Store CSI driver"
+)]
 pub struct Flags {
     /// Directory for the provider socket (`alibabacloud.sock`).
     #[arg(long, default_value = "/etc/kubernetes/secrets-store-csi-providers")]
@@ -61,10 +65,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(total);
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("missing unit in duration {s:?}"))?;
-        let value: f64 = rest[..n].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
+        let value: f64 = rest[..n]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..u] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -85,7 +95,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), else `sts.aliyuncs.com`.
 pub fn sts_host(get: impl Fn(&str) -> Option<String>) -> String {
     match get("ALIBABA_CLOUD_STS_REGION").filter(|r| !r.is_empty()) {
-        Some(r) if get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) => format!("sts-vpc.{r}.aliyuncs.com"),
+        Some(r)
+            if get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")) =>
+        {
+            format!("sts-vpc.{r}.aliyuncs.com")
+        }
         Some(r) => format!("sts.{r}.aliyuncs.com"),
         None => "sts.aliyuncs.com".into(),
     }
@@ -99,12 +114,33 @@ mod tests {
     #[test]
     fn upstream_defaults() {
         let f = Flags::parse_from(["p"]);
-        assert_eq!(f.provider_volume, PathBuf::from("/etc/kubernetes/secrets-store-csi-providers"));
-        assert_eq!((f.healthz_port, f.healthz_path.as_str(), f.healthz_timeout), (8989, "/healthz", Duration::from_secs(5)));
-        assert_eq!((f.max_concurrent_kms_secret_pulls, f.max_concurrent_oos_secret_pulls), (10, 10));
+        assert_eq!(
+            f.provider_volume,
+            PathBuf::from("/etc/kubernetes/secrets-store-csi-providers")
+        );
+        assert_eq!(
+            (f.healthz_port, f.healthz_path.as_str(), f.healthz_timeout),
+            (8989, "/healthz", Duration::from_secs(5))
+        );
+        assert_eq!(
+            (
+                f.max_concurrent_kms_secret_pulls,
+                f.max_concurrent_oos_secret_pulls
+            ),
+            (10, 10)
+        );
         assert_eq!(f.region, None);
-        let f = Flags::parse_from(["p", "--provider-volume=/provider", "-v=4", "--region=cn-beijing", "--healthz-timeout=1m30s"]);
-        assert_eq!((f.verbosity, f.region.as_deref(), f.healthz_timeout), (4, Some("cn-beijing"), Duration::from_secs(90)));
+        let f = Flags::parse_from([
+            "p",
+            "--provider-volume=/provider",
+            "-v=4",
+            "--region=cn-beijing",
+            "--healthz-timeout=1m30s",
+        ]);
+        assert_eq!(
+            (f.verbosity, f.region.as_deref(), f.healthz_timeout),
+            (4, Some("cn-beijing"), Duration::from_secs(90))
+        );
     }
 
     #[test]
@@ -113,7 +149,13 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5x").is_err());
         assert_eq!(sts_host(|_| None), "sts.aliyuncs.com");
-        assert_eq!(sts_host(|k| (k == "ALIBABA_CLOUD_STS_REGION").then(|| "cn-beijing".into())), "sts.cn-beijing.aliyuncs.com");
-        assert_eq!(sts_host(|_| Some("true".into())), "sts-vpc.true.aliyuncs.com");
+        assert_eq!(
+            sts_host(|k| (k == "ALIBABA_CLOUD_STS_REGION").then(|| "cn-beijing".into())),
+            "sts.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            sts_host(|_| Some("true".into())),
+            "sts-vpc.true.aliyuncs.com"
+        );
     }
 }

@@ -167,7 +167,11 @@ pub fn parse(yaml: &str, translation: PathTranslation) -> Result<Vec<Object>, Ob
             "oos" => ObjectType::Oos,
             other => return Err(ObjectError::Type(other.to_string())),
         };
-        let file = translation.apply(if o.object_alias.is_empty() { &o.object_name } else { &o.object_alias });
+        let file = translation.apply(if o.object_alias.is_empty() {
+            &o.object_name
+        } else {
+            &o.object_alias
+        });
         path::validate(&file)?;
         if !names.insert((o.object_name.clone(), o.object_alias.clone(), kind)) {
             return Err(ObjectError::DuplicateName(o.object_name, kind.as_str()));
@@ -232,14 +236,26 @@ mod tests {
         assert_eq!(o[0].version_id.as_deref(), Some("v1"));
         assert_eq!(o[0].version_stage.as_deref(), Some("ACSCurrent"));
         assert_eq!(o[1].file, "db");
-        assert_eq!(o[1].jmes, vec![("username".to_string(), "user".to_string())]);
-        assert_eq!(o[1].cross_account_role_arn.as_deref(), Some("acs:ram::999:role/reader"));
-        assert_eq!((o[2].kind, o[2].version_id.clone()), (ObjectType::Oos, None));
+        assert_eq!(
+            o[1].jmes,
+            vec![("username".to_string(), "user".to_string())]
+        );
+        assert_eq!(
+            o[1].cross_account_role_arn.as_deref(),
+            Some("acs:ram::999:role/reader")
+        );
+        assert_eq!(
+            (o[2].kind, o[2].version_id.clone()),
+            (ObjectType::Oos, None)
+        );
         let off = parse("- objectName: /a/b\n", PathTranslation::Off).expect("off");
         assert_eq!(off[0].file, "a/b");
         // Upstream's unescaped-dot regex rejected these with translation off.
         for ok in ["a/bc/d", "ab/c", "foo/ab"] {
-            assert!(parse(&format!("- objectName: {ok}\n"), PathTranslation::Off).is_ok(), "{ok}");
+            assert!(
+                parse(&format!("- objectName: {ok}\n"), PathTranslation::Off).is_ok(),
+                "{ok}"
+            );
         }
     }
 
@@ -247,26 +263,75 @@ mod tests {
     fn upstream_validation_messages() {
         let cases = [
             ("- objectAlias: x\n", "object name must be specified"),
-            ("- objectName: \"acs:kms:x\"\n", "invalid ARN format in object name: acs:kms:x"),
-            ("- objectName: \"acs:oss:r:1:b\"\n", "invalid service in ARN: acs:oss:r:1:b"),
-            ("- objectName: a\n  objectType: s3\n", "unsupported object type \"s3\", only support \"kms\" and \"oos\""),
-            ("- objectName: a\n  jmesPath:\n    - objectAlias: x\n", "path must be specified for JMES object"),
-            ("- objectName: a\n  jmesPath:\n    - path: x\n", "object alias must be specified for JMES object"),
-            ("- objectName: a\n- objectName: a\n", "duplicate object name: a (type: kms)"),
-            ("- objectName: a\n- objectName: b\n  objectAlias: a\n", "duplicate object alias: a"),
-            ("- objectName: a\n  jmesPath:\n    - {path: x, objectAlias: a}\n", "duplicate JMES path object alias: a"),
-            ("- objectName: a\n  objectAlias: ../../etc/x\n", "path can not contain ../: ../../etc/x"),
-            ("- objectName: a\n  bogus: 1\n", "failed to load SecretProviderClass: object 0 (\"a\"): unknown field `bogus`"),
-            ("- objectName: a\n  jmesPath:\n    - {path: x, objectAlias: b, extra: 1}\n", "failed to load SecretProviderClass: object 0 (\"a\"): unknown field `extra`"),
-            ("[", "failed to load SecretProviderClass: objects is not a valid YAML list"),
-            ("", "failed to load SecretProviderClass: no objects specified"),
+            (
+                "- objectName: \"acs:kms:x\"\n",
+                "invalid ARN format in object name: acs:kms:x",
+            ),
+            (
+                "- objectName: \"acs:oss:r:1:b\"\n",
+                "invalid service in ARN: acs:oss:r:1:b",
+            ),
+            (
+                "- objectName: a\n  objectType: s3\n",
+                "unsupported object type \"s3\", only support \"kms\" and \"oos\"",
+            ),
+            (
+                "- objectName: a\n  jmesPath:\n    - objectAlias: x\n",
+                "path must be specified for JMES object",
+            ),
+            (
+                "- objectName: a\n  jmesPath:\n    - path: x\n",
+                "object alias must be specified for JMES object",
+            ),
+            (
+                "- objectName: a\n- objectName: a\n",
+                "duplicate object name: a (type: kms)",
+            ),
+            (
+                "- objectName: a\n- objectName: b\n  objectAlias: a\n",
+                "duplicate object alias: a",
+            ),
+            (
+                "- objectName: a\n  jmesPath:\n    - {path: x, objectAlias: a}\n",
+                "duplicate JMES path object alias: a",
+            ),
+            (
+                "- objectName: a\n  objectAlias: ../../etc/x\n",
+                "path can not contain ../: ../../etc/x",
+            ),
+            (
+                "- objectName: a\n  bogus: 1\n",
+                "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 3: unknown field `bogus`",
+            ),
+            (
+                "- objectName: a\n  jmesPath:\n    - {path: x, objectAlias: b, extra: 1}\n",
+                "failed to load SecretProviderClass: object 0 (\"a\"): line 3 column 33: unknown field `extra`",
+            ),
+            (
+                "[",
+                "failed to load SecretProviderClass: objects is not a valid YAML list",
+            ),
+            (
+                "",
+                "failed to load SecretProviderClass: no objects specified",
+            ),
         ];
         for (yaml, want) in cases {
-            let translation = if yaml.contains("../") { PathTranslation::Off } else { ON };
+            let translation = if yaml.contains("../") {
+                PathTranslation::Off
+            } else {
+                ON
+            };
             let err = parse(yaml, translation).expect_err(yaml).to_string();
             assert!(err.starts_with(want), "{yaml:?}: {err}");
         }
         // kms and oos may share a name when the files differ.
-        assert!(parse("- objectName: a\n- objectName: a\n  objectType: oos\n  objectAlias: b\n", ON).is_ok());
+        assert!(
+            parse(
+                "- objectName: a\n- objectName: a\n  objectType: oos\n  objectAlias: b\n",
+                ON
+            )
+            .is_ok()
+        );
     }
 }

@@ -51,12 +51,18 @@ pub struct ProviderConfig {
 
 impl ProviderConfig {
     /// Builds the configuration from flags and an environment lookup.
-    pub fn from_flags(flags: &Flags, env: impl Fn(&str) -> Option<String> + Copy) -> Result<Self, crate::client::ApiError> {
+    pub fn from_flags(
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String> + Copy,
+    ) -> Result<Self, crate::client::ApiError> {
         let sts = match &flags.sts_endpoint {
             Some(s) => Endpoint::parse(s)?,
             None => Endpoint::parse(&config::sts_host(env))?,
         };
-        for e in [&flags.kms_endpoint, &flags.oos_endpoint].into_iter().flatten() {
+        for e in [&flags.kms_endpoint, &flags.oos_endpoint]
+            .into_iter()
+            .flatten()
+        {
             Endpoint::parse(e)?;
         }
         Ok(Self {
@@ -105,9 +111,18 @@ impl AlibabaProvider {
     /// A provider with an optional Kubernetes client (region lookup, pod
     /// service-account annotations).
     pub fn new(config: ProviderConfig, kube: Option<kube::Client>) -> Self {
-        let http = HttpClient::new(&format!("{}/{}", crate::RUNTIME_NAME, env!("CARGO_PKG_VERSION")));
+        let http = HttpClient::new(&format!(
+            "{}/{}",
+            crate::RUNTIME_NAME,
+            env!("CARGO_PKG_VERSION")
+        ));
         Self {
-            auth: Auth::new(config.auth.clone(), http.clone(), config.sts_endpoint.clone(), config.ecs_metadata_endpoint.clone()),
+            auth: Auth::new(
+                config.auth.clone(),
+                http.clone(),
+                config.sts_endpoint.clone(),
+                config.ecs_metadata_endpoint.clone(),
+            ),
             regions: RegionLookup::new(kube.clone(), config.node_name.clone()),
             kms_limit: RateLimiter::new(config.kms_qps),
             oos_limit: RateLimiter::new(config.oos_qps),
@@ -137,8 +152,15 @@ impl AlibabaProvider {
 
     async fn pod_role(&self, namespace: &str, sa: &str) -> Option<String> {
         let client = self.kube.as_ref()?;
-        match kube::Api::<ServiceAccount>::namespaced(client.clone(), namespace).get(sa).await {
-            Ok(sa) => sa.metadata.annotations.and_then(|a| a.get(auth::ROLE_ANNOTATION).cloned()).filter(|r| !r.is_empty()),
+        match kube::Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+            .get(sa)
+            .await
+        {
+            Ok(sa) => sa
+                .metadata
+                .annotations
+                .and_then(|a| a.get(auth::ROLE_ANNOTATION).cloned())
+                .filter(|r| !r.is_empty()),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the pod's service account");
                 None
@@ -148,13 +170,27 @@ impl AlibabaProvider {
 
     fn endpoint(&self, object: &Object, region: &str) -> Result<Endpoint, MountError> {
         let raw = match object.kind {
-            ObjectType::Kms => object.kms_endpoint.clone().or_else(|| self.config.kms_endpoint.clone()).unwrap_or_else(|| format!("kms-vpc.{region}.aliyuncs.com")),
-            ObjectType::Oos => self.config.oos_endpoint.clone().unwrap_or_else(|| format!("oos-vpc.{region}.aliyuncs.com")),
+            ObjectType::Kms => object
+                .kms_endpoint
+                .clone()
+                .or_else(|| self.config.kms_endpoint.clone())
+                .unwrap_or_else(|| format!("kms-vpc.{region}.aliyuncs.com")),
+            ObjectType::Oos => self
+                .config
+                .oos_endpoint
+                .clone()
+                .unwrap_or_else(|| format!("oos-vpc.{region}.aliyuncs.com")),
         };
         Endpoint::parse(&raw).map_err(invalid)
     }
 
-    async fn fetch(&self, identity: &str, credential: &Credential, endpoint: &Endpoint, object: &Object) -> Result<SecretValue, FetchError> {
+    async fn fetch(
+        &self,
+        identity: &str,
+        credential: &Credential,
+        endpoint: &Endpoint,
+        object: &Object,
+    ) -> Result<SecretValue, FetchError> {
         let key = FetchKey {
             identity: identity.to_string(),
             endpoint: endpoint.to_string(),
@@ -191,12 +227,18 @@ impl AlibabaProvider {
 
 impl Provider for AlibabaProvider {
     async fn mount(&self, req: MountRequest) -> Result<Mounted, MountError> {
-        let translation = PathTranslation::parse(req.attribute("pathTranslation")).map_err(invalid)?;
-        let objects = objects::parse(req.attribute("objects").unwrap_or_default(), translation).map_err(invalid)?;
+        let translation =
+            PathTranslation::parse(req.attribute("pathTranslation")).map_err(invalid)?;
+        let objects = objects::parse(req.attribute("objects").unwrap_or_default(), translation)
+            .map_err(invalid)?;
         let region = self.region(&req).await?;
         let pod = req.pod();
         let use_pod_token = req.attribute("usePodServiceAccountToken") == Some("true");
-        let pod_role_arn = if use_pod_token { self.pod_role(&pod.namespace, &pod.service_account).await } else { None };
+        let pod_role_arn = if use_pod_token {
+            self.pod_role(&pod.namespace, &pod.service_account).await
+        } else {
+            None
+        };
         let source = auth::select(
             self.auth.env(),
             MountAuth {
@@ -210,7 +252,11 @@ impl Provider for AlibabaProvider {
         .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
         let identity = source.identity();
         tracing::debug!(method = source.method(), region = %region, objects = objects.len(), "authenticating");
-        let base = self.auth.credential(&source).await.map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
+        let base = self
+            .auth
+            .credential(&source)
+            .await
+            .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
 
         let mut fetched: Vec<(Object, SecretValue)> = Vec::with_capacity(objects.len());
         for object in objects {
@@ -218,31 +264,47 @@ impl Provider for AlibabaProvider {
             let (id, cred) = match &object.cross_account_role_arn {
                 None => (identity.clone(), base.clone()),
                 Some(role) => {
-                    let c = self.auth.cross_account(&identity, &base, role).await.map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
+                    let c = self
+                        .auth
+                        .cross_account(&identity, &base, role)
+                        .await
+                        .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
                     (format!("{identity}->{role}"), c)
                 }
             };
-            let value = self.fetch(&id, &cred, &endpoint, &object).await.map_err(|e| {
-                if let FetchError::Api(a) = &e
-                    && a.code().is_some_and(|c| c.starts_with("InvalidSecurityToken") || c.starts_with("InvalidAccessKeyId"))
-                    && !matches!(source, Source::NodePublishSecret(_) | Source::Env(_))
-                {
-                    self.auth.invalidate(&identity);
-                }
-                let code = match &e {
-                    FetchError::Api(a) => a.grpc_code(),
-                    FetchError::Binary(..) => tonic::Code::DataLoss,
-                };
-                MountError::new(code, format!("failed fetching secret {}: {e}", object.name))
-            })?;
+            let value = self
+                .fetch(&id, &cred, &endpoint, &object)
+                .await
+                .map_err(|e| {
+                    if let FetchError::Api(a) = &e
+                        && a.code().is_some_and(|c| {
+                            c.starts_with("InvalidSecurityToken")
+                                || c.starts_with("InvalidAccessKeyId")
+                        })
+                        && !matches!(source, Source::NodePublishSecret(_) | Source::Env(_))
+                    {
+                        self.auth.invalidate(&identity);
+                    }
+                    let code = match &e {
+                        FetchError::Api(a) => a.grpc_code(),
+                        FetchError::Binary(..) => tonic::Code::DataLoss,
+                    };
+                    MountError::new(code, format!("failed fetching secret {}: {e}", object.name))
+                })?;
             fetched.push((object, value));
         }
 
         let mut mounted = Mounted::new();
         let mode = req.permission;
         for (object, value) in &fetched {
-            let version = if value.version.is_empty() { "unknown" } else { value.version.as_str() };
-            mounted.file(&object.file, mode, value.data.expose().clone()).map_err(invalid)?;
+            let version = if value.version.is_empty() {
+                "unknown"
+            } else {
+                value.version.as_str()
+            };
+            mounted
+                .file(&object.file, mode, value.data.expose().clone())
+                .map_err(invalid)?;
             mounted.version(&object.file, version);
             if object.jmes.is_empty() {
                 continue;

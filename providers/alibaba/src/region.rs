@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 /// Region labels, in order of preference.
-pub const REGION_KEYS: &[&str] = &["topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"];
+pub const REGION_KEYS: &[&str] = &[
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/region",
+];
 
 /// Region lookup errors.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,11 @@ impl RegionLookup {
     /// Lookups through `client`; `node_name` (from `NODE_NAME`) skips the
     /// pod read.
     pub fn new(client: Option<kube::Client>, node_name: Option<String>) -> Self {
-        Self { client, node_name, cache: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            node_name,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The region of the node running pod `namespace/name`.
@@ -56,17 +63,30 @@ impl RegionLookup {
                 let pod = kube::Api::<Pod>::namespaced(client.clone(), namespace)
                     .get(name)
                     .await
-                    .map_err(|source| RegionError::Api { what: format!("pod {namespace}/{name}"), source })?;
-                pod.spec.and_then(|s| s.node_name).ok_or_else(|| RegionError::NoNode(format!("{namespace}/{name}")))?
+                    .map_err(|source| RegionError::Api {
+                        what: format!("pod {namespace}/{name}"),
+                        source,
+                    })?;
+                pod.spec
+                    .and_then(|s| s.node_name)
+                    .ok_or_else(|| RegionError::NoNode(format!("{namespace}/{name}")))?
             }
         };
-        if let Some(r) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&node) {
+        if let Some(r) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+        {
             return Ok(r.clone());
         }
         let n = kube::Api::<Node>::all(client.clone())
             .get(&node)
             .await
-            .map_err(|source| RegionError::Api { what: format!("node {node}"), source })?;
+            .map_err(|source| RegionError::Api {
+                what: format!("node {node}"),
+                source,
+            })?;
         let labels = n.metadata.labels.unwrap_or_default();
         let annotations = n.metadata.annotations.unwrap_or_default();
         let region = REGION_KEYS
@@ -76,7 +96,10 @@ impl RegionLookup {
             .cloned()
             .ok_or_else(|| RegionError::NoLabel(node.clone()))?;
         tracing::info!(node = %node, region = %region, "node region cached");
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(node, region.clone());
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, region.clone());
         Ok(region)
     }
 }

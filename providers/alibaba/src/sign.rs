@@ -14,7 +14,11 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 
 /// Everything but `A-Z a-z 0-9 - _ . ~` is escaped (Go's QueryEscape with
 /// the SDK's `+`→`%20`, `*`→`%2A`, `%7E`→`~` fix-ups).
-const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes one query key or value.
 pub fn encode(s: &str) -> String {
@@ -53,7 +57,11 @@ pub struct Canonical<'a> {
 impl Canonical<'_> {
     /// Signed header names, lower case, sorted, joined by `;`.
     pub fn signed_headers(&self) -> String {
-        self.sorted_headers().into_iter().map(|(k, _)| k).collect::<Vec<_>>().join(";")
+        self.sorted_headers()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+            .join(";")
     }
 
     fn sorted_headers(&self) -> Vec<(String, String)> {
@@ -155,7 +163,10 @@ mod tests {
     fn vector(method: &str) -> String {
         // Alibaba Cloud's documented V3 example (ECS RunInstances).
         let query = vec![
-            ("ImageId".to_string(), "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd".to_string()),
+            (
+                "ImageId".to_string(),
+                "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd".to_string(),
+            ),
             ("RegionId".to_string(), "cn-shanghai".to_string()),
         ];
         let headers: Vec<(String, String)> = [
@@ -170,7 +181,13 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let c = Canonical { method, path: "/", query: &query, headers: &headers, payload_hash: EMPTY_SHA256 };
+        let c = Canonical {
+            method,
+            path: "/",
+            query: &query,
+            headers: &headers,
+            payload_hash: EMPTY_SHA256,
+        };
         assert_eq!(
             c.signed_headers(),
             "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"
@@ -196,7 +213,10 @@ mod tests {
     #[test]
     fn encoding_matches_the_sdk() {
         assert_eq!(encode("a b*c~d/e+f=ü"), "a%20b%2Ac~d%2Fe%2Bf%3D%C3%BC");
-        assert_eq!(encode("acs:kms:cn-hangzhou:123:secret/x"), "acs%3Akms%3Acn-hangzhou%3A123%3Asecret%2Fx");
+        assert_eq!(
+            encode("acs:kms:cn-hangzhou:123:secret/x"),
+            "acs%3Akms%3Acn-hangzhou%3A123%3Asecret%2Fx"
+        );
     }
 
     #[test]

@@ -45,7 +45,11 @@ pub async fn assume_role_with_oidc(
         ("DurationSeconds", duration_seconds.to_string()),
     ];
     let enc = |pairs: &[(&str, String)]| {
-        pairs.iter().map(|(k, v)| format!("{}={}", crate::sign::encode(k), crate::sign::encode(v))).collect::<Vec<_>>().join("&")
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", crate::sign::encode(k), crate::sign::encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     };
     let req = http::Request::post(format!("{sts}/?{}", enc(&query)))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -71,7 +75,9 @@ pub async fn assume_role(
         ("RoleSessionName".to_string(), session_name.to_string()),
         ("DurationSeconds".to_string(), duration_seconds.to_string()),
     ]);
-    let r: AssumeRoleResponse = http.call(sts, "AssumeRole", STS_VERSION, &params, source).await?;
+    let r: AssumeRoleResponse = http
+        .call(sts, "AssumeRole", STS_VERSION, &params, source)
+        .await?;
     r.credentials.into_credential()
 }
 
@@ -85,7 +91,11 @@ struct EcsCredentials {
 
 /// The ECS instance's RAM role session from the metadata service: token
 /// (tolerated to fail), role name (unless given), then the credentials.
-pub async fn ecs_ram_role(http: &HttpClient, metadata: &Endpoint, role: Option<&str>) -> Result<Credential, ApiError> {
+pub async fn ecs_ram_role(
+    http: &HttpClient,
+    metadata: &Endpoint,
+    role: Option<&str>,
+) -> Result<Credential, ApiError> {
     let token = {
         let req = http::Request::put(format!("{metadata}/latest/api/token"))
             .header("X-aliyun-ecs-metadata-token-ttl-seconds", "21600")
@@ -101,7 +111,8 @@ pub async fn ecs_ram_role(http: &HttpClient, metadata: &Endpoint, role: Option<&
         if let Some(t) = &token {
             req = req.header("X-aliyun-ecs-metadata-token", t.as_str());
         }
-        req.body(Full::new(Bytes::new())).map_err(|e| ApiError::Endpoint(e.to_string()))
+        req.body(Full::new(Bytes::new()))
+            .map_err(|e| ApiError::Endpoint(e.to_string()))
     };
     const BASE: &str = "/latest/meta-data/ram/security-credentials/";
     let role = match role {
@@ -109,18 +120,32 @@ pub async fn ecs_ram_role(http: &HttpClient, metadata: &Endpoint, role: Option<&
         None => {
             let (status, body) = http.send(get(BASE.to_string())?).await?;
             if status != 200 {
-                return Err(ApiError::Service { status, code: "EcsMetadata".into(), message: "no RAM role attached to the instance".into(), request_id: String::new() });
+                return Err(ApiError::Service {
+                    status,
+                    code: "EcsMetadata".into(),
+                    message: "no RAM role attached to the instance".into(),
+                    request_id: String::new(),
+                });
             }
             String::from_utf8_lossy(&body).trim().to_string()
         }
     };
     let (status, body) = http.send(get(format!("{BASE}{role}"))?).await?;
     if status != 200 {
-        return Err(ApiError::Service { status, code: "EcsMetadata".into(), message: format!("credentials of role {role} unavailable"), request_id: String::new() });
+        return Err(ApiError::Service {
+            status,
+            code: "EcsMetadata".into(),
+            message: format!("credentials of role {role} unavailable"),
+            request_id: String::new(),
+        });
     }
-    let c: EcsCredentials = serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
+    let c: EcsCredentials =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(e.to_string()))?;
     if c.code != "Success" {
-        return Err(ApiError::Decode(format!("metadata credentials code {:?}", c.code)));
+        return Err(ApiError::Decode(format!(
+            "metadata credentials code {:?}",
+            c.code
+        )));
     }
     c.credentials.into_credential()
 }

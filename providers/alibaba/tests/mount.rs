@@ -36,7 +36,10 @@ impl Drop for Harness {
 async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness {
     let emu = Emulator::start().await.expect("emulator");
     setup(&emu);
-    let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let url = emu.url();
     let config = ProviderConfig {
         region: Some("cn-test".into()),
@@ -46,13 +49,23 @@ async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness
         ecs_metadata_endpoint: Endpoint::parse(&url).expect("ecs"),
         kms_qps: 1000,
         oos_qps: 1000,
-        backoff: Backoff { attempts: 4, initial: Duration::from_millis(10), max: Duration::from_millis(50) },
+        backoff: Backoff {
+            attempts: 4,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
         auth: AuthEnv::from_lookup(|k| env.get(k).cloned()),
         node_name: None,
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::bind(
-        ServerConfig { providers_dir: dir.path().into(), name: "alibabacloud".into(), runtime_name: "t".into(), runtime_version: "0".into(), healthz: None },
+        ServerConfig {
+            providers_dir: dir.path().into(),
+            name: "alibabacloud".into(),
+            runtime_name: "t".into(),
+            runtime_version: "0".into(),
+            healthz: None,
+        },
         Arc::new(AlibabaProvider::new(config, None)),
     )
     .await
@@ -62,12 +75,24 @@ async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness
     tokio::spawn(server.serve(async {
         let _ = stopped.await;
     }));
-    let client = CsiDriverProviderClient::new(secrets_store_grpc_uds::connect(&socket).await.expect("connect"));
-    Harness { emu, client, _dir: dir, stop: Some(stop) }
+    let client = CsiDriverProviderClient::new(
+        secrets_store_grpc_uds::connect(&socket)
+            .await
+            .expect("connect"),
+    );
+    Harness {
+        emu,
+        client,
+        _dir: dir,
+        stop: Some(stop),
+    }
 }
 
 fn env_ak() -> Vec<(&'static str, &'static str)> {
-    vec![("ACCESS_KEY_ID", "AKID-ALICE"), ("SECRET_ACCESS_KEY", "alice-secret")]
+    vec![
+        ("ACCESS_KEY_ID", "AKID-ALICE"),
+        ("SECRET_ACCESS_KEY", "alice-secret"),
+    ]
 }
 
 fn alice(emu: &Emulator) {
@@ -89,18 +114,31 @@ fn request(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> pb::MountReques
     }
 }
 
-async fn mount(h: &mut Harness, req: pb::MountRequest) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), tonic::Status> {
+async fn mount(
+    h: &mut Harness,
+    req: pb::MountRequest,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), tonic::Status> {
     let r = h.client.mount(req).await?.into_inner();
     let files = r.files.iter().map(|f| {
         assert_eq!(f.mode, 0o644);
-        (f.path.clone(), String::from_utf8_lossy(&f.contents).into_owned())
+        (
+            f.path.clone(),
+            String::from_utf8_lossy(&f.contents).into_owned(),
+        )
     });
-    let versions = r.object_version.into_iter().map(|v| (v.id, v.version)).collect();
+    let versions = r
+        .object_version
+        .into_iter()
+        .map(|v| (v.id, v.version))
+        .collect();
     Ok((files.collect(), versions))
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -137,7 +175,9 @@ async fn objects_aliases_versions_stages_binary_jmes_and_oos() {
 - objectName: app/param
   objectType: oos
 "#;
-    let (files, versions) = mount(&mut h, request(&[("objects", objects)], &[])).await.expect("mount");
+    let (files, versions) = mount(&mut h, request(&[("objects", objects)], &[]))
+        .await
+        .expect("mount");
     assert_eq!(files["plain"], "plain-value");
     assert_eq!(files["user"], "admin");
     assert_eq!(files["pass"], "hunter2");
@@ -149,12 +189,34 @@ async fn objects_aliases_versions_stages_binary_jmes_and_oos() {
     assert_eq!(files.len(), 9);
     assert_eq!(
         versions,
-        map(&[("plain", "v1"), ("db.json", "d1"), ("user", "d1"), ("pass", "d1"), ("pinned-v1", "p1"), ("pinned-blue", "p1"), ("pinned-previous", "p1"), ("cert", "c1"), ("app_param", "2")])
+        map(&[
+            ("plain", "v1"),
+            ("db.json", "d1"),
+            ("user", "d1"),
+            ("pass", "d1"),
+            ("pinned-v1", "p1"),
+            ("pinned-blue", "p1"),
+            ("pinned-previous", "p1"),
+            ("cert", "c1"),
+            ("app_param", "2")
+        ])
     );
     // Binary data is base64-decoded.
-    let raw = h.client.mount(request(&[("objects", "- objectName: cert\n")], &[])).await.expect("cert").into_inner();
+    let raw = h
+        .client
+        .mount(request(&[("objects", "- objectName: cert\n")], &[]))
+        .await
+        .expect("cert")
+        .into_inner();
     assert_eq!(raw.files[0].contents, vec![0, 159, 146, 150, 255]);
-    assert!(h.emu.calls().iter().all(|c| c.principal == USER && c.status == 200), "{:?}", h.emu.calls());
+    assert!(
+        h.emu
+            .calls()
+            .iter()
+            .all(|c| c.principal == USER && c.status == 200),
+        "{:?}",
+        h.emu.calls()
+    );
 }
 
 #[tokio::test]
@@ -165,15 +227,29 @@ async fn path_translation_on_off_and_custom() {
     })
     .await;
     let objects = ("objects", "- objectName: team/app/key\n");
-    let (f, _) = mount(&mut h, request(&[objects], &[])).await.expect("default");
+    let (f, _) = mount(&mut h, request(&[objects], &[]))
+        .await
+        .expect("default");
     assert_eq!(f.keys().collect::<Vec<_>>(), ["team_app_key"]);
-    let (f, _) = mount(&mut h, request(&[objects, ("pathTranslation", "-")], &[])).await.expect("dash");
+    let (f, _) = mount(&mut h, request(&[objects, ("pathTranslation", "-")], &[]))
+        .await
+        .expect("dash");
     assert_eq!(f.keys().collect::<Vec<_>>(), ["team-app-key"]);
-    let (f, v) = mount(&mut h, request(&[objects, ("pathTranslation", "False")], &[])).await.expect("off");
+    let (f, v) = mount(
+        &mut h,
+        request(&[objects, ("pathTranslation", "False")], &[]),
+    )
+    .await
+    .expect("off");
     assert_eq!(f.keys().collect::<Vec<_>>(), ["team/app/key"]);
     assert_eq!(v, map(&[("team/app/key", "1")]));
-    let e = mount(&mut h, request(&[objects, ("pathTranslation", "ab")], &[])).await.expect_err("bad");
-    assert_eq!(e.message(), "pathTranslation must be either 'False' or a single character string");
+    let e = mount(&mut h, request(&[objects, ("pathTranslation", "ab")], &[]))
+        .await
+        .expect_err("bad");
+    assert_eq!(
+        e.message(),
+        "pathTranslation must be either 'False' or a single character string"
+    );
 }
 
 #[tokio::test]
@@ -184,13 +260,37 @@ async fn rotation_changes_content_and_version() {
         e.put_parameter("p", "one");
     })
     .await;
-    let req = || request(&[("objects", "- objectName: rotating\n- objectName: p\n  objectType: oos\n")], &[]);
+    let req = || {
+        request(
+            &[(
+                "objects",
+                "- objectName: rotating\n- objectName: p\n  objectType: oos\n",
+            )],
+            &[],
+        )
+    };
     let (f, v) = mount(&mut h, req()).await.expect("first");
-    assert_eq!((f["rotating"].as_str(), v["rotating"].as_str(), f["p"].as_str(), v["p"].as_str()), ("first", "v1", "one", "1"));
+    assert_eq!(
+        (
+            f["rotating"].as_str(),
+            v["rotating"].as_str(),
+            f["p"].as_str(),
+            v["p"].as_str()
+        ),
+        ("first", "v1", "one", "1")
+    );
     h.emu.put_secret_version("rotating", "v2", "second");
     h.emu.put_parameter("p", "two");
     let (f, v) = mount(&mut h, req()).await.expect("second");
-    assert_eq!((f["rotating"].as_str(), v["rotating"].as_str(), f["p"].as_str(), v["p"].as_str()), ("second", "v2", "two", "2"));
+    assert_eq!(
+        (
+            f["rotating"].as_str(),
+            v["rotating"].as_str(),
+            f["p"].as_str(),
+            v["p"].as_str()
+        ),
+        ("second", "v2", "two", "2")
+    );
 }
 
 #[tokio::test]
@@ -209,7 +309,12 @@ async fn throttling_is_retried_within_bounds() {
     h.emu.throttle_next(100);
     let e = mount(&mut h, req()).await.expect_err("gives up");
     assert_eq!(e.code(), tonic::Code::Unavailable);
-    assert!(e.message().starts_with("failed fetching secret s: Rejected.Throttling"), "{}", e.message());
+    assert!(
+        e.message()
+            .starts_with("failed fetching secret s: Rejected.Throttling"),
+        "{}",
+        e.message()
+    );
     assert_eq!(h.emu.count("GetSecretValue", "s"), 4, "bounded attempts");
 }
 
@@ -224,40 +329,89 @@ async fn a_burst_of_identical_mounts_makes_one_backend_call() {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let mut c = h.client.clone();
-            tokio::spawn(async move { c.mount(request(&[("objects", "- objectName: hot\n")], &[])).await })
+            tokio::spawn(async move {
+                c.mount(request(&[("objects", "- objectName: hot\n")], &[]))
+                    .await
+            })
         })
         .collect();
     for t in tasks {
         let r = t.await.expect("join").expect("mount").into_inner();
         assert_eq!(r.files[0].contents, b"v");
     }
-    assert_eq!(h.emu.count("GetSecretValue", "hot"), 1, "{:?}", h.emu.calls());
+    assert_eq!(
+        h.emu.count("GetSecretValue", "hot"),
+        1,
+        "{:?}",
+        h.emu.calls()
+    );
 }
 
 #[tokio::test]
 async fn backend_errors_are_clear() {
-    let mut h = harness(&[("ACCESS_KEY_ID", "AKID-ALICE"), ("SECRET_ACCESS_KEY", "wrong")], |e| {
-        alice(e);
-        e.add_secret("s", "1", "v");
-    })
+    let mut h = harness(
+        &[
+            ("ACCESS_KEY_ID", "AKID-ALICE"),
+            ("SECRET_ACCESS_KEY", "wrong"),
+        ],
+        |e| {
+            alice(e);
+            e.add_secret("s", "1", "v");
+        },
+    )
     .await;
-    let e = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[])).await.expect_err("bad sk");
+    let e = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+        .await
+        .expect_err("bad sk");
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("SignatureDoesNotMatch"), "{}", e.message());
+    assert!(
+        e.message().contains("SignatureDoesNotMatch"),
+        "{}",
+        e.message()
+    );
 
-    let nps = [("access_key", "AKID-ALICE"), ("access_secret", "alice-secret")];
+    let nps = [
+        ("access_key", "AKID-ALICE"),
+        ("access_secret", "alice-secret"),
+    ];
     let cases = [
-        ("- objectName: missing\n", tonic::Code::NotFound, "failed fetching secret missing: Forbidden.ResourceNotFound"),
-        ("- objectName: s\n  objectVersion: nope\n", tonic::Code::NotFound, "failed fetching secret s: Forbidden.ResourceNotFound"),
-        ("- objectName: s\n  objectType: oos\n", tonic::Code::NotFound, "failed fetching secret s: EntityNotExists.Parameter"),
+        (
+            "- objectName: missing\n",
+            tonic::Code::NotFound,
+            "failed fetching secret missing: Forbidden.ResourceNotFound",
+        ),
+        (
+            "- objectName: s\n  objectVersion: nope\n",
+            tonic::Code::NotFound,
+            "failed fetching secret s: Forbidden.ResourceNotFound",
+        ),
+        (
+            "- objectName: s\n  objectType: oos\n",
+            tonic::Code::NotFound,
+            "failed fetching secret s: EntityNotExists.Parameter",
+        ),
     ];
     for (objects, code, msg) in cases {
-        let e = mount(&mut h, request(&[("objects", objects)], &nps)).await.expect_err(objects);
+        let e = mount(&mut h, request(&[("objects", objects)], &nps))
+            .await
+            .expect_err(objects);
         assert_eq!(e.code(), code, "{objects}: {}", e.message());
         assert!(e.message().starts_with(msg), "{objects}: {}", e.message());
     }
-    let e = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[("access_key", "AKID-NOBODY"), ("access_secret", "x")])).await.expect_err("unknown ak");
-    assert!(e.message().contains("InvalidAccessKeyId.NotFound"), "{}", e.message());
+    let e = mount(
+        &mut h,
+        request(
+            &[("objects", "- objectName: s\n")],
+            &[("access_key", "AKID-NOBODY"), ("access_secret", "x")],
+        ),
+    )
+    .await
+    .expect_err("unknown ak");
+    assert!(
+        e.message().contains("InvalidAccessKeyId.NotFound"),
+        "{}",
+        e.message()
+    );
 }
 
 #[tokio::test]
@@ -269,33 +423,102 @@ async fn hostile_input_fails_before_any_backend_call() {
     })
     .await;
     let cases = [
-        ("- objectName: [unclosed\n", "failed to load SecretProviderClass: objects is not a valid YAML list"),
-        ("- objectName: a\n  objectTyp: kms\n", "failed to load SecretProviderClass: object 0 (\"a\"): unknown field `objectTyp`"),
-        ("- objectName: a\n  objectType: s3\n", "unsupported object type \"s3\", only support \"kms\" and \"oos\""),
-        ("- objectName: \"acs:oss:r:1:b\"\n", "invalid service in ARN: acs:oss:r:1:b"),
+        (
+            "- objectName: [unclosed\n",
+            "failed to load SecretProviderClass: objects is not a valid YAML list",
+        ),
+        (
+            "- objectName: a\n  objectTyp: kms\n",
+            "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 3: unknown field `objectTyp`",
+        ),
+        (
+            "- objectName: a\n  objectType: s3\n",
+            "unsupported object type \"s3\", only support \"kms\" and \"oos\"",
+        ),
+        (
+            "- objectName: \"acs:oss:r:1:b\"\n",
+            "invalid service in ARN: acs:oss:r:1:b",
+        ),
     ];
     for (objects, want) in cases {
-        let e = mount(&mut h, request(&[("objects", objects)], &[])).await.expect_err(objects);
+        let e = mount(&mut h, request(&[("objects", objects)], &[]))
+            .await
+            .expect_err(objects);
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert!(e.message().starts_with(want), "{objects}: {}", e.message());
     }
     // With translation on, `/` is replaced, so traversal needs it off.
     let off = ("pathTranslation", "false");
-    let e = mount(&mut h, request(&[("objects", "- objectName: a\n  objectAlias: ../../etc/passwd\n"), off], &[])).await.expect_err("traversal");
-    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "path can not contain ../: ../../etc/passwd"));
-    let e = mount(&mut h, request(&[("objects", "- objectName: a\n  jmesPath:\n    - {path: a, objectAlias: x/../../y}\n"), off], &[])).await.expect_err("jmes traversal");
+    let e = mount(
+        &mut h,
+        request(
+            &[
+                (
+                    "objects",
+                    "- objectName: a\n  objectAlias: ../../etc/passwd\n",
+                ),
+                off,
+            ],
+            &[],
+        ),
+    )
+    .await
+    .expect_err("traversal");
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "path can not contain ../: ../../etc/passwd"
+        )
+    );
+    let e = mount(
+        &mut h,
+        request(
+            &[
+                (
+                    "objects",
+                    "- objectName: a\n  jmesPath:\n    - {path: a, objectAlias: x/../../y}\n",
+                ),
+                off,
+            ],
+            &[],
+        ),
+    )
+    .await
+    .expect_err("jmes traversal");
     assert_eq!(e.message(), "path can not contain ../: x/../../y");
-    assert!(h.emu.calls().is_empty(), "no backend call for invalid input: {:?}", h.emu.calls());
+    assert!(
+        h.emu.calls().is_empty(),
+        "no backend call for invalid input: {:?}",
+        h.emu.calls()
+    );
 
     let jmes = [
-        ("- objectName: json\n  jmesPath:\n    - {path: '[[', objectAlias: x}\n", "invalid JMES Path: [["),
-        ("- objectName: json\n  jmesPath:\n    - {path: missing, objectAlias: x}\n", "jmes path - missing for object alias - x does not point to a valid object"),
-        ("- objectName: json\n  jmesPath:\n    - {path: n, objectAlias: x}\n", "invalid JMES search result type for path n; only string is allowed"),
-        ("- objectName: text\n  jmesPath:\n    - {path: a, objectAlias: x}\n", "invalid JSON used with jmesPath in secret: text"),
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: '[[', objectAlias: x}\n",
+            "invalid JMES Path: [[",
+        ),
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: missing, objectAlias: x}\n",
+            "jmes path - missing for object alias - x does not point to a valid object",
+        ),
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: n, objectAlias: x}\n",
+            "invalid JMES search result type for path n; only string is allowed",
+        ),
+        (
+            "- objectName: text\n  jmesPath:\n    - {path: a, objectAlias: x}\n",
+            "invalid JSON used with jmesPath in secret: text",
+        ),
     ];
     for (objects, want) in jmes {
-        let e = mount(&mut h, request(&[("objects", objects)], &[])).await.expect_err(objects);
-        assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, want));
+        let e = mount(&mut h, request(&[("objects", objects)], &[]))
+            .await
+            .expect_err(objects);
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::InvalidArgument, want)
+        );
     }
 }
 
@@ -314,7 +537,13 @@ async fn ecs_metadata_credentials_are_cached_until_near_expiry() {
         assert_eq!(f["s"], "v");
     }
     assert_eq!(h.emu.count("EcsCredentials", role), 1, "session reused");
-    assert!(h.emu.calls().iter().filter(|c| c.action == "GetSecretValue").all(|c| c.principal == role));
+    assert!(
+        h.emu
+            .calls()
+            .iter()
+            .filter(|c| c.action == "GetSecretValue")
+            .all(|c| c.principal == role)
+    );
     // A session within the refresh margin (180 s) is renewed on next use.
     let ttl_h = harness(&[], |e| {
         e.set_ecs_role(role);
@@ -326,7 +555,11 @@ async fn ecs_metadata_credentials_are_cached_until_near_expiry() {
     for _ in 0..2 {
         mount(&mut ttl_h, req()).await.expect("short session");
     }
-    assert_eq!(ttl_h.emu.count("EcsCredentials", role), 2, "refreshed before expiry");
+    assert_eq!(
+        ttl_h.emu.count("EcsCredentials", role),
+        2,
+        "refreshed before expiry"
+    );
 }
 
 #[tokio::test]
@@ -344,34 +577,70 @@ async fn node_publish_secret_beats_env_and_cross_account_assumes_a_role() {
     })
     .await;
     let nps = [("ACCESS_KEY", "AKID-BOB"), ("access_secret", "bob-secret")];
-    let (f, _) = mount(&mut h, request(&[("objects", "- objectName: bobs\n")], &nps)).await.expect("nps");
+    let (f, _) = mount(
+        &mut h,
+        request(&[("objects", "- objectName: bobs\n")], &nps),
+    )
+    .await
+    .expect("nps");
     assert_eq!(f["bobs"], "for bob");
-    let e = mount(&mut h, request(&[("objects", "- objectName: bobs\n")], &[])).await.expect_err("env alice denied");
+    let e = mount(&mut h, request(&[("objects", "- objectName: bobs\n")], &[]))
+        .await
+        .expect_err("env alice denied");
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
-    assert!(e.message().contains("Forbidden.NoPermission"), "{}", e.message());
+    assert!(
+        e.message().contains("Forbidden.NoPermission"),
+        "{}",
+        e.message()
+    );
 
-    let cross = format!("- objectName: remote\n  crossAccountRoleArn: {other}\n- objectName: bobs\n");
+    let cross =
+        format!("- objectName: remote\n  crossAccountRoleArn: {other}\n- objectName: bobs\n");
     for _ in 0..2 {
-        let (f, v) = mount(&mut h, request(&[("objects", &cross)], &nps)).await.expect("cross");
-        assert_eq!((f["remote"].as_str(), v["remote"].as_str(), f["bobs"].as_str()), ("cross", "r1", "for bob"));
+        let (f, v) = mount(&mut h, request(&[("objects", &cross)], &nps))
+            .await
+            .expect("cross");
+        assert_eq!(
+            (
+                f["remote"].as_str(),
+                v["remote"].as_str(),
+                f["bobs"].as_str()
+            ),
+            ("cross", "r1", "for bob")
+        );
     }
-    assert_eq!(h.emu.count("AssumeRole", other), 1, "cross-account session cached");
-    let e = mount(&mut h, request(&[("objects", &cross)], &[])).await.expect_err("alice may not assume");
+    assert_eq!(
+        h.emu.count("AssumeRole", other),
+        1,
+        "cross-account session cached"
+    );
+    let e = mount(&mut h, request(&[("objects", &cross)], &[]))
+        .await
+        .expect_err("alice may not assume");
     assert!(e.message().contains("NoPermission"), "{}", e.message());
 }
 
 #[tokio::test]
 async fn ram_role_and_provider_rrsa() {
     let role = "acs:ram::111:role/provider";
-    let mut h = harness(&[("ACCESS_KEY_ID", "AKID-ALICE"), ("SECRET_ACCESS_KEY", "alice-secret"), ("ALICLOUD_ROLE_ARN", role)], |e| {
-        alice(e);
-        e.add_role(role, &[USER]);
-        e.add_secret("s", "1", "v");
-        e.restrict("s", &[role]);
-    })
+    let mut h = harness(
+        &[
+            ("ACCESS_KEY_ID", "AKID-ALICE"),
+            ("SECRET_ACCESS_KEY", "alice-secret"),
+            ("ALICLOUD_ROLE_ARN", role),
+        ],
+        |e| {
+            alice(e);
+            e.add_role(role, &[USER]);
+            e.add_secret("s", "1", "v");
+            e.restrict("s", &[role]);
+        },
+    )
     .await;
     for _ in 0..2 {
-        mount(&mut h, request(&[("objects", "- objectName: s\n")], &[])).await.expect("ram role");
+        mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+            .await
+            .expect("ram role");
     }
     assert_eq!(h.emu.count("AssumeRole", role), 1);
 
@@ -382,18 +651,42 @@ async fn ram_role_and_provider_rrsa() {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("now").as_secs() + 600;
-    let jwt = format!("{}.{}.sig", b64(serde_json::json!({"alg":"RS256"})), b64(serde_json::json!({"iss":"https://issuer","aud":["sts.aliyuncs.com"],"sub":"system:serviceaccount:kube-system:provider","exp":exp})));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs()
+        + 600;
+    let jwt = format!(
+        "{}.{}.sig",
+        b64(serde_json::json!({"alg":"RS256"})),
+        b64(
+            serde_json::json!({"iss":"https://issuer","aud":["sts.aliyuncs.com"],"sub":"system:serviceaccount:kube-system:provider","exp":exp})
+        )
+    );
     std::fs::write(&token_file, &jwt).expect("write");
     let tf = token_file.display().to_string();
     let provider_arn = "acs:ram::111:oidc-provider/ack-rrsa-c1";
-    let mut h = harness(&[("ALICLOUD_ROLE_ARN", role), ("ALICLOUD_OIDC_PROVIDER_ARN", provider_arn), ("ALICLOUD_OIDC_TOKEN_FILE", &tf)], |e| {
-        e.add_oidc_role(role, provider_arn, "https://issuer", Some("system:serviceaccount:kube-system:provider"));
-        e.add_secret("s", "1", "v");
-        e.restrict("s", &[role]);
-    })
+    let mut h = harness(
+        &[
+            ("ALICLOUD_ROLE_ARN", role),
+            ("ALICLOUD_OIDC_PROVIDER_ARN", provider_arn),
+            ("ALICLOUD_OIDC_TOKEN_FILE", &tf),
+        ],
+        |e| {
+            e.add_oidc_role(
+                role,
+                provider_arn,
+                "https://issuer",
+                Some("system:serviceaccount:kube-system:provider"),
+            );
+            e.add_secret("s", "1", "v");
+            e.restrict("s", &[role]);
+        },
+    )
     .await;
-    let (f, _) = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[])).await.expect("provider rrsa");
+    let (f, _) = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+        .await
+        .expect("provider rrsa");
     assert_eq!(f["s"], "v");
     assert_eq!(h.emu.count("AssumeRoleWithOIDC", role), 1);
 }
