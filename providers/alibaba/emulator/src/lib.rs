@@ -335,18 +335,6 @@ impl Emulator {
     }
 }
 
-#[allow(dead_code)]
-fn record(s: &Arc<Mutex<State>>, action: &str, target: &str, principal: &str, status: u16) {
-    s.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .calls
-        .push(Call {
-            action: action.into(),
-            target: target.into(),
-            principal: principal.into(),
-            status,
-        });
-}
 
 fn issue_session(st: &mut State, principal: &str, duration: Option<u64>) -> Value {
     let id = format!("STS.{}", random_token(20));
