@@ -1,0 +1,692 @@
+//! The provider's Mount over its socket, in process, against the local
+//! Alibaba protocol server: objects, versions, backends, auth paths,
+//! throttling, coalescing, rotation and hostile input.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrets_store_alibaba_emulator::Emulator;
+use secrets_store_proto::provider::v1alpha1 as pb;
+use secrets_store_proto::provider::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
+use secrets_store_provider_alibabacloud::auth::AuthEnv;
+use secrets_store_provider_alibabacloud::client::Endpoint;
+use secrets_store_provider_alibabacloud::{AlibabaProvider, ProviderConfig};
+use secrets_store_provider_sdk::ops::backoff::Backoff;
+use secrets_store_provider_sdk::{Server, ServerConfig};
+use tonic::transport::Channel;
+
+const USER: &str = "acs:ram::111:user/alice";
+
+struct Harness {
+    emu: Emulator,
+    client: CsiDriverProviderClient<Channel>,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness {
+    let emu = Emulator::start().await.expect("emulator");
+    setup(&emu);
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let url = emu.url();
+    let config = ProviderConfig {
+        region: Some("cn-test".into()),
+        kms_endpoint: Some(url.clone()),
+        oos_endpoint: Some(url.clone()),
+        sts_endpoint: Endpoint::parse(&url).expect("sts"),
+        ecs_metadata_endpoint: Endpoint::parse(&url).expect("ecs"),
+        kms_qps: 1000,
+        oos_qps: 1000,
+        backoff: Backoff {
+            attempts: 4,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        },
+        auth: AuthEnv::from_lookup(|k| env.get(k).cloned()),
+        node_name: None,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::bind(
+        ServerConfig {
+            providers_dir: dir.path().into(),
+            name: "alibabacloud".into(),
+            runtime_name: "t".into(),
+            runtime_version: "0".into(),
+            healthz: None,
+        },
+        Arc::new(AlibabaProvider::new(config, None)),
+    )
+    .await
+    .expect("bind");
+    let socket = server.socket().to_path_buf();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = CsiDriverProviderClient::new(
+        secrets_store_grpc_uds::connect(&socket)
+            .await
+            .expect("connect"),
+    );
+    Harness {
+        emu,
+        client,
+        _dir: dir,
+        stop: Some(stop),
+    }
+}
+
+fn env_ak() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ACCESS_KEY_ID", "AKID-ALICE"),
+        ("SECRET_ACCESS_KEY", "alice-secret"),
+    ]
+}
+
+fn alice(emu: &Emulator) {
+    emu.add_access_key("AKID-ALICE", "alice-secret", USER);
+}
+
+fn request(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> pb::MountRequest {
+    let mut attrs: BTreeMap<&str, &str> = params.iter().copied().collect();
+    attrs.insert("csi.storage.k8s.io/pod.name", "pod");
+    attrs.insert("csi.storage.k8s.io/pod.namespace", "ns");
+    attrs.insert("csi.storage.k8s.io/serviceAccount.name", "sa");
+    let secrets: BTreeMap<&str, &str> = secrets.iter().copied().collect();
+    pb::MountRequest {
+        attributes: serde_json::to_string(&attrs).expect("json"),
+        secrets: serde_json::to_string(&secrets).expect("json"),
+        target_path: "/tmp/target".into(),
+        permission: "420".into(),
+        current_object_version: vec![],
+    }
+}
+
+async fn mount(
+    h: &mut Harness,
+    req: pb::MountRequest,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), tonic::Status> {
+    let r = h.client.mount(req).await?.into_inner();
+    let files = r.files.iter().map(|f| {
+        assert_eq!(f.mode, 0o644);
+        (
+            f.path.clone(),
+            String::from_utf8_lossy(&f.contents).into_owned(),
+        )
+    });
+    let versions = r
+        .object_version
+        .into_iter()
+        .map(|v| (v.id, v.version))
+        .collect();
+    Ok((files.collect(), versions))
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn objects_aliases_versions_stages_binary_jmes_and_oos() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("plain", "v1", "plain-value");
+        e.add_secret("db", "d1", r#"{"username":"admin","password":"hunter2"}"#);
+        e.add_secret("pinned", "p1", "old");
+        e.put_secret_version("pinned", "p2", "new");
+        e.add_stage("pinned", "p1", "Blue");
+        e.add_binary_secret("cert", "c1", &[0, 159, 146, 150, 255]);
+        e.put_parameter("app/param", "param-value");
+        e.put_parameter("app/param", "param-value-2");
+    })
+    .await;
+    let objects = r#"
+- objectName: plain
+- objectName: "acs:kms:cn-test:111:secret/db"
+  objectAlias: db.json
+  jmesPath:
+    - {path: username, objectAlias: user}
+    - {path: password, objectAlias: pass}
+- objectName: pinned
+  objectAlias: pinned-v1
+  objectVersion: p1
+- objectName: pinned
+  objectAlias: pinned-blue
+  objectVersionLabel: Blue
+- objectName: pinned
+  objectAlias: pinned-previous
+  objectVersionLabel: ACSPrevious
+- objectName: cert
+- objectName: app/param
+  objectType: oos
+"#;
+    let (files, versions) = mount(&mut h, request(&[("objects", objects)], &[]))
+        .await
+        .expect("mount");
+    assert_eq!(files["plain"], "plain-value");
+    assert_eq!(files["user"], "admin");
+    assert_eq!(files["pass"], "hunter2");
+    assert!(files["db.json"].contains("hunter2"));
+    assert_eq!(files["pinned-v1"], "old");
+    assert_eq!(files["pinned-blue"], "old");
+    assert_eq!(files["pinned-previous"], "old");
+    assert_eq!(files["app_param"], "param-value-2");
+    assert_eq!(files.len(), 9);
+    assert_eq!(
+        versions,
+        map(&[
+            ("plain", "v1"),
+            ("db.json", "d1"),
+            ("user", "d1"),
+            ("pass", "d1"),
+            ("pinned-v1", "p1"),
+            ("pinned-blue", "p1"),
+            ("pinned-previous", "p1"),
+            ("cert", "c1"),
+            ("app_param", "2")
+        ])
+    );
+    // Binary data is base64-decoded.
+    let raw = h
+        .client
+        .mount(request(&[("objects", "- objectName: cert\n")], &[]))
+        .await
+        .expect("cert")
+        .into_inner();
+    assert_eq!(raw.files[0].contents, vec![0, 159, 146, 150, 255]);
+    assert!(
+        h.emu
+            .calls()
+            .iter()
+            .all(|c| c.principal == USER && c.status == 200),
+        "{:?}",
+        h.emu.calls()
+    );
+}
+
+#[tokio::test]
+async fn path_translation_on_off_and_custom() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("team/app/key", "1", "k");
+    })
+    .await;
+    let objects = ("objects", "- objectName: team/app/key\n");
+    let (f, _) = mount(&mut h, request(&[objects], &[]))
+        .await
+        .expect("default");
+    assert_eq!(f.keys().collect::<Vec<_>>(), ["team_app_key"]);
+    let (f, _) = mount(&mut h, request(&[objects, ("pathTranslation", "-")], &[]))
+        .await
+        .expect("dash");
+    assert_eq!(f.keys().collect::<Vec<_>>(), ["team-app-key"]);
+    let (f, v) = mount(
+        &mut h,
+        request(&[objects, ("pathTranslation", "False")], &[]),
+    )
+    .await
+    .expect("off");
+    assert_eq!(f.keys().collect::<Vec<_>>(), ["team/app/key"]);
+    assert_eq!(v, map(&[("team/app/key", "1")]));
+    let e = mount(&mut h, request(&[objects, ("pathTranslation", "ab")], &[]))
+        .await
+        .expect_err("bad");
+    assert_eq!(
+        e.message(),
+        "pathTranslation must be either 'False' or a single character string"
+    );
+}
+
+#[tokio::test]
+async fn rotation_changes_content_and_version() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("rotating", "v1", "first");
+        e.put_parameter("p", "one");
+    })
+    .await;
+    let req = || {
+        request(
+            &[(
+                "objects",
+                "- objectName: rotating\n- objectName: p\n  objectType: oos\n",
+            )],
+            &[],
+        )
+    };
+    let (f, v) = mount(&mut h, req()).await.expect("first");
+    assert_eq!(
+        (
+            f["rotating"].as_str(),
+            v["rotating"].as_str(),
+            f["p"].as_str(),
+            v["p"].as_str()
+        ),
+        ("first", "v1", "one", "1")
+    );
+    h.emu.put_secret_version("rotating", "v2", "second");
+    h.emu.put_parameter("p", "two");
+    let (f, v) = mount(&mut h, req()).await.expect("second");
+    assert_eq!(
+        (
+            f["rotating"].as_str(),
+            v["rotating"].as_str(),
+            f["p"].as_str(),
+            v["p"].as_str()
+        ),
+        ("second", "v2", "two", "2")
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_within_bounds() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("s", "1", "v");
+    })
+    .await;
+    let req = || request(&[("objects", "- objectName: s\n")], &[]);
+    h.emu.throttle_next(2);
+    let (f, _) = mount(&mut h, req()).await.expect("succeeds after retries");
+    assert_eq!(f["s"], "v");
+    assert_eq!(h.emu.count("GetSecretValue", "s"), 3);
+    h.emu.clear_calls();
+    h.emu.throttle_next(100);
+    let e = mount(&mut h, req()).await.expect_err("gives up");
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    assert!(
+        e.message()
+            .starts_with("failed fetching secret s: Rejected.Throttling"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(h.emu.count("GetSecretValue", "s"), 4, "bounded attempts");
+}
+
+#[tokio::test]
+async fn a_burst_of_identical_mounts_makes_one_backend_call() {
+    let h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("hot", "1", "v");
+        e.set_latency(Duration::from_millis(300));
+    })
+    .await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = h.client.clone();
+            tokio::spawn(async move {
+                c.mount(request(&[("objects", "- objectName: hot\n")], &[]))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.expect("join").expect("mount").into_inner();
+        assert_eq!(r.files[0].contents, b"v");
+    }
+    assert_eq!(
+        h.emu.count("GetSecretValue", "hot"),
+        1,
+        "{:?}",
+        h.emu.calls()
+    );
+}
+
+#[tokio::test]
+async fn backend_errors_are_clear() {
+    let mut h = harness(
+        &[
+            ("ACCESS_KEY_ID", "AKID-ALICE"),
+            ("SECRET_ACCESS_KEY", "wrong"),
+        ],
+        |e| {
+            alice(e);
+            e.add_secret("s", "1", "v");
+        },
+    )
+    .await;
+    let e = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+        .await
+        .expect_err("bad sk");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(
+        e.message().contains("SignatureDoesNotMatch"),
+        "{}",
+        e.message()
+    );
+
+    let nps = [
+        ("access_key", "AKID-ALICE"),
+        ("access_secret", "alice-secret"),
+    ];
+    let cases = [
+        (
+            "- objectName: missing\n",
+            tonic::Code::NotFound,
+            "failed fetching secret missing: Forbidden.ResourceNotFound",
+        ),
+        (
+            "- objectName: s\n  objectVersion: nope\n",
+            tonic::Code::NotFound,
+            "failed fetching secret s: Forbidden.ResourceNotFound",
+        ),
+        (
+            "- objectName: s\n  objectType: oos\n",
+            tonic::Code::NotFound,
+            "failed fetching secret s: EntityNotExists.Parameter",
+        ),
+    ];
+    for (objects, code, msg) in cases {
+        let e = mount(&mut h, request(&[("objects", objects)], &nps))
+            .await
+            .expect_err(objects);
+        assert_eq!(e.code(), code, "{objects}: {}", e.message());
+        assert!(e.message().starts_with(msg), "{objects}: {}", e.message());
+    }
+    let e = mount(
+        &mut h,
+        request(
+            &[("objects", "- objectName: s\n")],
+            &[("access_key", "AKID-NOBODY"), ("access_secret", "x")],
+        ),
+    )
+    .await
+    .expect_err("unknown ak");
+    assert!(
+        e.message().contains("InvalidAccessKeyId.NotFound"),
+        "{}",
+        e.message()
+    );
+}
+
+#[tokio::test]
+async fn hostile_input_fails_before_any_backend_call() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("json", "1", r#"{"a":"b","n":1}"#);
+        e.add_secret("text", "1", "not json");
+    })
+    .await;
+    let cases = [
+        (
+            "- objectName: [unclosed\n",
+            "failed to load SecretProviderClass: objects is not a valid YAML list",
+        ),
+        (
+            "- objectName: a\n  objectTyp: kms\n",
+            "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 3: unknown field `objectTyp`",
+        ),
+        (
+            "- objectName: a\n  objectType: s3\n",
+            "unsupported object type \"s3\", only support \"kms\" and \"oos\"",
+        ),
+        (
+            "- objectName: \"acs:oss:r:1:b\"\n",
+            "invalid service in ARN: acs:oss:r:1:b",
+        ),
+    ];
+    for (objects, want) in cases {
+        let e = mount(&mut h, request(&[("objects", objects)], &[]))
+            .await
+            .expect_err(objects);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().starts_with(want), "{objects}: {}", e.message());
+    }
+    // With translation on, `/` is replaced, so traversal needs it off.
+    let off = ("pathTranslation", "false");
+    let e = mount(
+        &mut h,
+        request(
+            &[
+                (
+                    "objects",
+                    "- objectName: a\n  objectAlias: ../../etc/passwd\n",
+                ),
+                off,
+            ],
+            &[],
+        ),
+    )
+    .await
+    .expect_err("traversal");
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "path can not contain ../: ../../etc/passwd"
+        )
+    );
+    let e = mount(
+        &mut h,
+        request(
+            &[
+                (
+                    "objects",
+                    "- objectName: a\n  jmesPath:\n    - {path: a, objectAlias: x/../../y}\n",
+                ),
+                off,
+            ],
+            &[],
+        ),
+    )
+    .await
+    .expect_err("jmes traversal");
+    assert_eq!(e.message(), "path can not contain ../: x/../../y");
+    assert!(
+        h.emu.calls().is_empty(),
+        "no backend call for invalid input: {:?}",
+        h.emu.calls()
+    );
+
+    let jmes = [
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: '[[', objectAlias: x}\n",
+            "invalid JMES Path: [[",
+        ),
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: missing, objectAlias: x}\n",
+            "jmes path - missing for object alias - x does not point to a valid object",
+        ),
+        (
+            "- objectName: json\n  jmesPath:\n    - {path: n, objectAlias: x}\n",
+            "invalid JMES search result type for path n; only string is allowed",
+        ),
+        (
+            "- objectName: text\n  jmesPath:\n    - {path: a, objectAlias: x}\n",
+            "invalid JSON used with jmesPath in secret: text",
+        ),
+    ];
+    for (objects, want) in jmes {
+        let e = mount(&mut h, request(&[("objects", objects)], &[]))
+            .await
+            .expect_err(objects);
+        assert_eq!(
+            (e.code(), e.message()),
+            (tonic::Code::InvalidArgument, want)
+        );
+    }
+}
+
+#[tokio::test]
+async fn ecs_metadata_credentials_are_cached_until_near_expiry() {
+    let role = "acs:ram::111:role/node";
+    let mut h = harness(&[], |e| {
+        e.set_ecs_role(role);
+        e.add_secret("s", "1", "v");
+        e.restrict("s", &[role]);
+    })
+    .await;
+    let req = || request(&[("objects", "- objectName: s\n")], &[]);
+    for _ in 0..3 {
+        let (f, _) = mount(&mut h, req()).await.expect("ecs");
+        assert_eq!(f["s"], "v");
+    }
+    assert_eq!(h.emu.count("EcsCredentials", role), 1, "session reused");
+    assert!(
+        h.emu
+            .calls()
+            .iter()
+            .filter(|c| c.action == "GetSecretValue")
+            .all(|c| c.principal == role)
+    );
+    // A session within the refresh margin (180 s) is renewed on next use.
+    let ttl_h = harness(&[], |e| {
+        e.set_ecs_role(role);
+        e.set_session_ttl(Duration::from_secs(120));
+        e.add_secret("s", "1", "v");
+    })
+    .await;
+    let mut ttl_h = ttl_h;
+    for _ in 0..2 {
+        mount(&mut ttl_h, req()).await.expect("short session");
+    }
+    assert_eq!(
+        ttl_h.emu.count("EcsCredentials", role),
+        2,
+        "refreshed before expiry"
+    );
+}
+
+#[tokio::test]
+async fn node_publish_secret_beats_env_and_cross_account_assumes_a_role() {
+    let bob = "acs:ram::111:user/bob";
+    let other = "acs:ram::222:role/reader";
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_access_key("AKID-BOB", "bob-secret", bob);
+        e.add_secret("bobs", "1", "for bob");
+        e.restrict("bobs", &[bob]);
+        e.add_secret("remote", "r1", "cross");
+        e.restrict("remote", &[other]);
+        e.add_role(other, &[bob]);
+    })
+    .await;
+    let nps = [("ACCESS_KEY", "AKID-BOB"), ("access_secret", "bob-secret")];
+    let (f, _) = mount(
+        &mut h,
+        request(&[("objects", "- objectName: bobs\n")], &nps),
+    )
+    .await
+    .expect("nps");
+    assert_eq!(f["bobs"], "for bob");
+    let e = mount(&mut h, request(&[("objects", "- objectName: bobs\n")], &[]))
+        .await
+        .expect_err("env alice denied");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(
+        e.message().contains("Forbidden.NoPermission"),
+        "{}",
+        e.message()
+    );
+
+    let cross =
+        format!("- objectName: remote\n  crossAccountRoleArn: {other}\n- objectName: bobs\n");
+    for _ in 0..2 {
+        let (f, v) = mount(&mut h, request(&[("objects", &cross)], &nps))
+            .await
+            .expect("cross");
+        assert_eq!(
+            (
+                f["remote"].as_str(),
+                v["remote"].as_str(),
+                f["bobs"].as_str()
+            ),
+            ("cross", "r1", "for bob")
+        );
+    }
+    assert_eq!(
+        h.emu.count("AssumeRole", other),
+        1,
+        "cross-account session cached"
+    );
+    let e = mount(&mut h, request(&[("objects", &cross)], &[]))
+        .await
+        .expect_err("alice may not assume");
+    assert!(e.message().contains("NoPermission"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn ram_role_and_provider_rrsa() {
+    let role = "acs:ram::111:role/provider";
+    let mut h = harness(
+        &[
+            ("ACCESS_KEY_ID", "AKID-ALICE"),
+            ("SECRET_ACCESS_KEY", "alice-secret"),
+            ("ALICLOUD_ROLE_ARN", role),
+        ],
+        |e| {
+            alice(e);
+            e.add_role(role, &[USER]);
+            e.add_secret("s", "1", "v");
+            e.restrict("s", &[role]);
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+            .await
+            .expect("ram role");
+    }
+    assert_eq!(h.emu.count("AssumeRole", role), 1);
+
+    // Provider RRSA reads a token file; the emulator checks iss/aud/exp/sub.
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    let b64 = |v: serde_json::Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("now")
+        .as_secs()
+        + 600;
+    let jwt = format!(
+        "{}.{}.sig",
+        b64(serde_json::json!({"alg":"RS256"})),
+        b64(
+            serde_json::json!({"iss":"https://issuer","aud":["sts.aliyuncs.com"],"sub":"system:serviceaccount:kube-system:provider","exp":exp})
+        )
+    );
+    std::fs::write(&token_file, &jwt).expect("write");
+    let tf = token_file.display().to_string();
+    let provider_arn = "acs:ram::111:oidc-provider/ack-rrsa-c1";
+    let mut h = harness(
+        &[
+            ("ALICLOUD_ROLE_ARN", role),
+            ("ALICLOUD_OIDC_PROVIDER_ARN", provider_arn),
+            ("ALICLOUD_OIDC_TOKEN_FILE", &tf),
+        ],
+        |e| {
+            e.add_oidc_role(
+                role,
+                provider_arn,
+                "https://issuer",
+                Some("system:serviceaccount:kube-system:provider"),
+            );
+            e.add_secret("s", "1", "v");
+            e.restrict("s", &[role]);
+        },
+    )
+    .await;
+    let (f, _) = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+        .await
+        .expect("provider rrsa");
+    assert_eq!(f["s"], "v");
+    assert_eq!(h.emu.count("AssumeRoleWithOIDC", role), 1);
+}
