@@ -40,7 +40,10 @@ fn junit_counts(xml: &str) -> (u32, u32, u32) {
 async fn csi_sanity_node_and_identity_specs_pass() -> anyhow::Result<()> {
     let driver = DriverProcess::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver")),
-        &["--nodeid=sanity-node".to_string(), "--metrics-addr=127.0.0.1:0".to_string()],
+        &[
+            "--nodeid=sanity-node".to_string(),
+            "--metrics-addr=127.0.0.1:0".to_string(),
+        ],
     )
     .await?;
     let work = tempfile::tempdir()?;

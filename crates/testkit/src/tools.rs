@@ -65,3 +65,23 @@ pub fn go_module_dir(module: &str, version: &str) -> anyhow::Result<PathBuf> {
         (None, None) => bail!("go mod download {module}@{version}: no directory reported"),
     }
 }
+
+/// A binary of this workspace (e.g. the driver, for another crate's tests),
+/// found next to the running test executable (`target/<profile>/<name>`).
+/// `cargo test --workspace` builds every workspace binary before the tests.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("test executable has no target directory")?;
+    let path = dir.join(name);
+    if path.exists() {
+        return Ok(path);
+    }
+    bail!(
+        "workspace binary {name:?} not built at {}; run `cargo build --workspace --bins` (hack/test.sh does)",
+        path.display()
+    )
+}

@@ -23,8 +23,12 @@ const OIDC_PROVIDER: &str = "acs:ram::111:oidc-provider/ack-rrsa-test";
 const CANARY: &str = "canary-7f3e9b1c-secret-value";
 
 /// The driver binaries every scenario runs against.
+/// Every flow runs with our driver and with the upstream Go driver v1.6.0.
 fn drivers() -> anyhow::Result<Vec<PathBuf>> {
-    Ok(vec![tools::tool("upstream-secrets-store-csi-driver")?])
+    Ok(vec![
+        tools::workspace_binary("secrets-store-csi-driver")?,
+        tools::tool("upstream-secrets-store-csi-driver")?,
+    ])
 }
 
 struct Env {

@@ -335,7 +335,6 @@ impl Emulator {
     }
 }
 
-
 fn issue_session(st: &mut State, principal: &str, duration: Option<u64>) -> Value {
     let id = format!("STS.{}", random_token(20));
     let secret = random_token(30);
