@@ -10,8 +10,8 @@ use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
 use secrets_store_csi_driver::csi::node::NodeService;
 use secrets_store_csi_driver::metrics::{self, Metrics};
 use secrets_store_csi_driver::mount::linux::LinuxMounter;
-use secrets_store_csi_driver::provider::ProviderClients;
 use secrets_store_csi_driver::provider::client::ClientConfig;
+use secrets_store_csi_driver::provider::{self, ProviderClients};
 use secrets_store_csi_driver::publish::{PublishConfig, Publisher};
 use secrets_store_csi_driver::{VERSION, server};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
@@ -48,11 +48,19 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("binding --metrics-addr {metrics_addr}: {e}"))?;
     tracing::info!(addr = %metrics_listener.local_addr()?, "serving metrics");
     tokio::spawn(metrics::serve(metrics_listener, metrics.clone()));
-    let providers = ProviderClients::new(ClientConfig {
+    let providers = Arc::new(ProviderClients::new(ClientConfig {
         dirs: config.provider_dirs.clone(),
         max_recv: config.max_call_recv_msg_size,
         mount_timeout: config.provider_timeout,
-    });
+    }));
+    if let Some(interval) = config.provider_health_check {
+        tokio::spawn(provider::health::run(
+            providers.clone(),
+            config.provider_dirs.clone(),
+            metrics.clone(),
+            interval,
+        ));
+    }
     let publisher = Arc::new(Publisher::new(
         PublishConfig {
             node_id: config.node_id.clone(),
@@ -92,8 +100,10 @@ fn init_logging(verbosity: u8, json: bool) {
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "{level},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info,rustls=info,kube_client=info"
     ));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -13,6 +13,7 @@
 //! | `rotation_reconcile_error_total` | provider, error_type, os_type, rotated |
 //! | `rotation_reconcile_duration_sec` | os_type |
 //! | `node_publish_duration_seconds` (ours) | provider, os_type |
+//! | `provider_healthy` (ours) | provider |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -89,6 +91,12 @@ pub struct Metrics {
     rotation_reconcile_error: Family<RotationErrorLabels, Counter>,
     rotation_reconcile_duration: Histograms<OsLabels>,
     node_publish_duration: Histograms<ProviderLabels>,
+    provider_healthy: Family<ProviderOnly, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderOnly {
+    provider: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,7 +178,14 @@ impl Metrics {
             "Latency of successful volume mount requests",
             node_publish_duration.clone(),
         );
+        let provider_healthy = Family::default();
+        registry.register(
+            "provider_healthy",
+            "1 if the provider answered its last health check (--provider-health-check), else 0",
+            provider_healthy.clone(),
+        );
         Self {
+            provider_healthy,
             registry,
             node_publish,
             node_publish_error,
@@ -263,6 +278,15 @@ impl Metrics {
                 rotated: "false".into(),
             })
             .inc();
+    }
+
+    /// Result of a provider health check.
+    pub fn provider_health(&self, provider: &str, healthy: bool) {
+        self.provider_healthy
+            .get_or_create(&ProviderOnly {
+                provider: provider.into(),
+            })
+            .set(i64::from(healthy));
     }
 
     /// The Prometheus text exposition of every metric.

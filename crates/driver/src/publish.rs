@@ -284,7 +284,7 @@ pub struct PublishConfig {
 pub struct Publisher {
     config: PublishConfig,
     mounter: Arc<dyn Mounter>,
-    providers: ProviderClients,
+    providers: Arc<ProviderClients>,
     metrics: Arc<Metrics>,
     kube: OnceCell<kube::Client>,
     events: OnceCell<Events>,
@@ -312,7 +312,7 @@ impl Publisher {
     pub fn new(
         config: PublishConfig,
         mounter: Arc<dyn Mounter>,
-        providers: ProviderClients,
+        providers: Arc<ProviderClients>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -680,6 +680,12 @@ impl Publisher {
     /// NodeUnpublishVolume: unmount and remove the target; a target that is
     /// already gone is success.
     pub async fn unpublish(&self, volume_id: &str, target: &str) -> Result<(), Error> {
+        let result = self.unpublish_steps(volume_id, target);
+        self.metrics.unpublish(result.is_ok());
+        result
+    }
+
+    fn unpublish_steps(&self, volume_id: &str, target: &str) -> Result<(), Error> {
         if volume_id.is_empty() {
             return Err(Error::InvalidArgument("Volume ID missing in request"));
         }
@@ -687,12 +693,9 @@ impl Publisher {
             return Err(Error::InvalidArgument("Target path missing in request"));
         }
         let target = Path::new(target);
-        let result = self.claim(target).and_then(|_guard| {
-            self.unmount_all(target)?;
-            remove_target(target)
-        });
-        self.metrics.unpublish(result.is_ok());
-        result
+        let _guard = self.claim(target)?;
+        self.unmount_all(target)?;
+        remove_target(target)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod dirs;
+pub mod health;
 
 pub use client::{Error, ProviderClients};
 pub use dirs::ProviderName;

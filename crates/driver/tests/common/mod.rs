@@ -47,7 +47,25 @@ impl Env {
         args: &[&str],
         kubeconfig: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let cp = ControlPlane::shared().await?;
+        Self::start_full(args, kubeconfig, false).await
+    }
+
+    /// Like [`Env::start`], on the control plane that also runs
+    /// kube-controller-manager (garbage collection).
+    pub async fn start_with_controllers(args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_full(args, None, true).await
+    }
+
+    async fn start_full(
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+        controllers: bool,
+    ) -> anyhow::Result<Self> {
+        let cp = if controllers {
+            ControlPlane::shared_with_controllers().await?
+        } else {
+            ControlPlane::shared().await?
+        };
         let client = cp.client().await?;
         let ns = cp.namespace("publish").await?;
         let dir = tempfile::Builder::new().prefix("driver-e2e-").tempdir()?;
@@ -126,6 +144,21 @@ impl Env {
             .publish(pod, "secrets", &TokenOptions::default())
             .await?
             .map(|_| ()))
+    }
+
+    /// URL of the driver's metrics endpoint (its port is picked at start
+    /// and logged).
+    pub fn metrics_url(&self) -> anyhow::Result<String> {
+        let log = self.driver.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("serving metrics"))
+            .ok_or_else(|| anyhow::anyhow!("driver did not log its metrics address:\n{log}"))?;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .ok_or_else(|| anyhow::anyhow!("no addr= in {line:?}"))?;
+        Ok(format!("http://{addr}/metrics"))
     }
 
     /// The pod's target path.

@@ -1,0 +1,457 @@
+//! Secret sync, rotation, the refresh trigger and metrics, end to end
+//! against the real API server (with kube-controller-manager for garbage
+//! collection).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::Env;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use secrets_store_crds::v1::{
+    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassPodStatus,
+    SecretProviderClassSpec,
+};
+use secrets_store_testkit::fake_provider::Behavior;
+use secrets_store_testkit::wait_for;
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n";
+
+fn data(pairs: &[(&str, &str)]) -> Vec<SecretObjectData> {
+    pairs
+        .iter()
+        .map(|(o, k)| SecretObjectData {
+            object_name: o.to_string(),
+            key: k.to_string(),
+        })
+        .collect()
+}
+
+async fn spc_with_secrets(
+    env: &Env,
+    name: &str,
+    objects: Vec<SecretObject>,
+    annotations: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let api: Api<SecretProviderClass> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut spc = SecretProviderClass::new(
+        name,
+        SecretProviderClassSpec {
+            provider: "fake".into(),
+            parameters: [("objects".to_string(), "x".to_string())].into(),
+            secret_objects: objects,
+        },
+    );
+    if !annotations.is_empty() {
+        spc.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+    }
+    api.create(&PostParams::default(), &spc).await?;
+    Ok(())
+}
+
+async fn events_for(env: &Env, pod: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect())
+}
+
+fn owner_names(secret: &Secret) -> Vec<String> {
+    let mut names: Vec<String> = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| o.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() -> anyhow::Result<()>
+{
+    let env = Env::start_with_controllers(&[]).await?;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    // Someone else's Secret with a name the SPC wants.
+    let mut foreign = Secret::default();
+    foreign.metadata.name = Some("taken".into());
+    foreign.string_data = Some([("mine".to_string(), "not yours".to_string())].into());
+    let foreign = secrets.create(&PostParams::default(), &foreign).await?;
+
+    spc_with_secrets(
+        &env,
+        "app",
+        vec![
+            SecretObject {
+                secret_name: "app-creds".into(),
+                type_: "Opaque".into(),
+                labels: [("environment".to_string(), "test".to_string())].into(),
+                annotations: [("team".to_string(), "payments".to_string())].into(),
+                data: data(&[("user", "username"), ("pw", "password")]),
+            },
+            SecretObject {
+                secret_name: "app-tls".into(),
+                type_: "kubernetes.io/tls".into(),
+                data: data(&[("tls/bundle.pem", "tls.crt"), ("tls/bundle.pem", "tls.key")]),
+                ..Default::default()
+            },
+            SecretObject {
+                secret_name: "taken".into(),
+                type_: "Opaque".into(),
+                data: data(&[("user", "u")]),
+                ..Default::default()
+            },
+        ],
+        &[],
+    )
+    .await?;
+    let bundle = format!("{KEY}{CERT}");
+    env.provider.set(Behavior::files(
+        &[
+            ("user", b"admin", 0o644),
+            ("pw", b"hunter2", 0o600),
+            ("tls/bundle.pem", bundle.as_bytes(), 0o600),
+        ],
+        &[("user", "1"), ("pw", "1"), ("tls", "1")],
+    ));
+    let pod1 = env.pod("web-1", "app").await?;
+    env.publish(&pod1).await??;
+
+    let creds = secrets.get("app-creds").await?;
+    assert_eq!(creds.type_.as_deref(), Some("Opaque"));
+    let d = creds.data.clone().unwrap_or_default();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d["username"].0, b"admin");
+    assert_eq!(d["password"].0, b"hunter2");
+    let labels = creds.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("environment").map(String::as_str), Some("test"));
+    assert_eq!(
+        labels
+            .get("secrets-store.csi.k8s.io/managed")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        creds
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("payments")
+    );
+    assert_eq!(owner_names(&creds), ["web-1"]);
+    let owner = &creds.metadata.owner_references.as_ref().expect("owners")[0];
+    assert_eq!(
+        (owner.kind.as_str(), Some(&owner.uid)),
+        ("Pod", pod1.metadata.uid.as_ref())
+    );
+
+    let tls = secrets.get("app-tls").await?;
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+    let d = tls.data.clone().unwrap_or_default();
+    assert_eq!(String::from_utf8(d["tls.crt"].0.clone())?, CERT);
+    assert_eq!(String::from_utf8(d["tls.key"].0.clone())?, KEY);
+
+    // The foreign Secret is untouched and an event says why.
+    let after = secrets.get("taken").await?;
+    assert_eq!(
+        after.metadata.resource_version,
+        foreign.metadata.resource_version
+    );
+    assert!(
+        after
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("secrets-store.csi.k8s.io/managed")
+            .is_none()
+    );
+    let evs = events_for(&env, "web-1").await?;
+    assert!(
+        evs.iter().any(|(r, n)| r == "FailedToCreateSecret"
+            && n.contains("taken")
+            && n.contains("not managed")),
+        "{evs:?}"
+    );
+
+    // A second pod adds itself as owner; nothing is dropped.
+    let pod2 = env.pod("web-2", "app").await?;
+    env.publish(&pod2).await??;
+    assert_eq!(
+        owner_names(&secrets.get("app-creds").await?),
+        ["web-1", "web-2"]
+    );
+
+    // GC removes the Secrets once the last consuming pod is gone.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    pods.delete("web-1", &DeleteParams::default()).await?;
+    // A negative check: give the garbage collector time to (wrongly) act.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        secrets.get_opt("app-creds").await?.is_some(),
+        "still used by web-2"
+    );
+    pods.delete("web-2", &DeleteParams::default()).await?;
+    wait_for(
+        "GC of the synced Secrets",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            let gone = secrets.get_opt("app-creds").await?.is_none()
+                && secrets.get_opt("app-tls").await?.is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await?;
+    assert!(
+        secrets.get_opt("taken").await?.is_some(),
+        "the foreign Secret is never deleted"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotation_updates_file_secret_status_and_events_only_when_content_changes()
+-> anyhow::Result<()> {
+    let env = Env::start(&["--enable-secret-rotation", "--rotation-poll-interval=0s"]).await?;
+    spc_with_secrets(
+        &env,
+        "rot",
+        vec![SecretObject {
+            secret_name: "rot".into(),
+            type_: "Opaque".into(),
+            data: data(&[("pw", "password")]),
+            ..Default::default()
+        }],
+        &[],
+    )
+    .await?;
+    env.provider
+        .set(Behavior::files(&[("pw", b"v1", 0o644)], &[("pw", "1")]));
+    let pod = env.pod("rot", "rot").await?;
+    let target = env.target(&pod);
+    env.publish(&pod).await??;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let spcps: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
+    let status_name = format!("rot-{}-rot", env.ns);
+
+    // Unchanged content: nothing rewritten.
+    let data_dir = std::fs::read_link(target.join("..data"))?;
+    let mtime = std::fs::metadata(target.join("pw"))?.modified()?;
+    let rv = secrets.get("rot").await?.metadata.resource_version;
+    env.publish(&pod).await??;
+    assert_eq!(
+        env.provider.requests().len(),
+        2,
+        "the republish asked the provider"
+    );
+    assert_eq!(std::fs::read_link(target.join("..data"))?, data_dir);
+    assert_eq!(std::fs::metadata(target.join("pw"))?.modified()?, mtime);
+    assert_eq!(secrets.get("rot").await?.metadata.resource_version, rv);
+
+    // New content at the provider: file, Secret, status and events follow.
+    env.provider
+        .set(Behavior::files(&[("pw", b"v2", 0o644)], &[("pw", "2")]));
+    env.publish(&pod).await??;
+    assert_eq!(std::fs::read(target.join("pw"))?, b"v2");
+    assert_eq!(
+        secrets.get("rot").await?.data.unwrap_or_default()["password"].0,
+        b"v2"
+    );
+    let objects = spcps
+        .get(&status_name)
+        .await?
+        .status
+        .expect("status")
+        .objects;
+    assert_eq!(objects[0].version, "2");
+    let evs = events_for(&env, "rot").await?;
+    assert!(
+        evs.iter().any(|(r, _)| r == "MountRotationComplete"),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter().any(|(r, _)| r == "SecretRotationComplete"),
+        "{evs:?}"
+    );
+
+    // The provider fails: the old content stays, and that is reported.
+    env.provider.set(Behavior::Fail(
+        tonic::Code::Unavailable,
+        "backend down".into(),
+    ));
+    env.publish(&pod).await??;
+    assert_eq!(std::fs::read(target.join("pw"))?, b"v2");
+    assert_eq!(
+        secrets.get("rot").await?.data.unwrap_or_default()["password"].0,
+        b"v2"
+    );
+    let evs = events_for(&env, "rot").await?;
+    assert!(
+        evs.iter()
+            .any(|(r, n)| r == "MountRotationFailed" && n.contains("previous content is kept")),
+        "{evs:?}"
+    );
+
+    // Metrics, parsed: every flow above was counted.
+    let text = reqwest_get(&env.metrics_url()?).await?;
+    let metrics = parse_metrics(&text);
+    let total = |name: &str| -> f64 {
+        metrics
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    assert!(total("node_publish_total") >= 3.0, "{text}");
+    assert!(total("node_publish_error_total") >= 1.0, "{text}");
+    assert!(total("sync_k8s_secret_total") >= 2.0, "{text}");
+    assert!(total("sync_k8s_secret_duration_sec_count") >= 2.0, "{text}");
+    assert!(total("rotation_reconcile_total") >= 2.0, "{text}");
+    assert!(total("rotation_reconcile_error_total") >= 1.0, "{text}");
+    assert!(
+        total("rotation_reconcile_duration_sec_count") >= 2.0,
+        "{text}"
+    );
+    let rotated: f64 = metrics
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "rotation_reconcile_total" && l.get("rotated").map(String::as_str) == Some("true")
+        })
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(rotated, 1.0, "exactly one refresh changed content");
+    env.kubelet.unpublish(&pod, "secrets").await??;
+    let bad = secrets_store_proto::csi::v1::NodeUnpublishVolumeRequest {
+        volume_id: String::new(),
+        target_path: "/x".into(),
+    };
+    let mut node = secrets_store_proto::csi::v1::node_client::NodeClient::new(
+        secrets_store_testkit::csi::connect(env.driver.socket()).await?,
+    );
+    assert!(node.node_unpublish_volume(bad).await.is_err());
+    let metrics = parse_metrics(&reqwest_get(&env.metrics_url()?).await?);
+    let total = |name: &str| -> f64 {
+        metrics
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    assert_eq!(total("node_unpublish_total"), 1.0);
+    assert_eq!(total("node_unpublish_error_total"), 1.0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn per_class_interval_and_on_demand_trigger() -> anyhow::Result<()> {
+    // The flag's interval is an hour: only the class settings can refresh.
+    let env = Env::start(&["--enable-secret-rotation", "--rotation-poll-interval=1h"]).await?;
+    spc_with_secrets(
+        &env,
+        "fast",
+        vec![],
+        &[("secrets-store.csi.k8s.io/rotation-poll-interval", "0s")],
+    )
+    .await?;
+    spc_with_secrets(&env, "slow", vec![], &[]).await?;
+    env.provider
+        .set(Behavior::files(&[("f", b"1", 0o644)], &[("f", "1")]));
+    let fast = env.pod("fast", "fast").await?;
+    let slow = env.pod("slow", "slow").await?;
+    env.publish(&fast).await??;
+    env.publish(&slow).await??;
+    assert_eq!(env.provider.requests().len(), 2);
+
+    env.provider
+        .set(Behavior::files(&[("f", b"2", 0o644)], &[("f", "2")]));
+    env.publish(&fast).await??;
+    env.publish(&slow).await??;
+    assert_eq!(
+        env.provider.requests().len(),
+        3,
+        "only the class with a 0s interval refreshed"
+    );
+    assert_eq!(std::fs::read(env.target(&fast).join("f"))?, b"2");
+    assert_eq!(std::fs::read(env.target(&slow).join("f"))?, b"1");
+
+    // Changing the trigger annotation refreshes on the next republish.
+    let api: Api<SecretProviderClass> = Api::namespaced(env.client.clone(), &env.ns);
+    let patch = serde_json::json!({"metadata": {"annotations": {"secrets-store.csi.k8s.io/refresh-trigger": "2026-11-23T10:00"}}});
+    api.patch(
+        "slow",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    env.publish(&slow).await??;
+    assert_eq!(std::fs::read(env.target(&slow).join("f"))?, b"2");
+    // The same trigger value again does not refresh again.
+    env.provider
+        .set(Behavior::files(&[("f", b"3", 0o644)], &[("f", "3")]));
+    env.publish(&slow).await??;
+    assert_eq!(std::fs::read(env.target(&slow).join("f"))?, b"2");
+    Ok(())
+}
+
+/// A plain HTTP GET (the metrics endpoint is HTTP/1.1 on loopback).
+async fn reqwest_get(url: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await?;
+    let text = String::from_utf8(buf)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP body"))?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+    Ok(body.to_string())
+}
+
+/// Parses Prometheus/OpenMetrics text into (name, labels, value).
+fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value: f64 = value.parse().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect();
+            Some((name.to_string(), labels, value))
+        })
+        .collect()
+}
