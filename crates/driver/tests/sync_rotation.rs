@@ -177,12 +177,11 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
         foreign.metadata.resource_version
     );
     assert!(
-        after
+        !after
             .metadata
             .labels
             .unwrap_or_default()
-            .get("secrets-store.csi.k8s.io/managed")
-            .is_none()
+            .contains_key("secrets-store.csi.k8s.io/managed")
     );
     let evs = events_for(&env, "web-1").await?;
     assert!(
