@@ -70,6 +70,11 @@ pub struct Flags {
     /// Kubeconfig file; in-cluster configuration (or `$KUBECONFIG`) when empty.
     #[arg(long, default_value = "")]
     pub kubeconfig: String,
+    /// Refresh mounted volumes from the driver itself every
+    /// --rotation-poll-interval, for clusters whose CSIDriver has no
+    /// requiresRepublish (needs --enable-secret-rotation). Not an upstream flag.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_refresh_loop: bool,
     /// Deadline of one provider Mount call (Go duration). Not an upstream
     /// flag: upstream waits as long as kubelet does.
     #[arg(long, default_value = "60s")]
@@ -100,6 +105,8 @@ pub struct Config {
     pub provider_health_check: Option<Duration>,
     /// Deadline of one provider Mount call.
     pub provider_timeout: Duration,
+    /// Run the driver-side refresh loop.
+    pub refresh_loop: bool,
     /// Kubeconfig file, empty for in-cluster.
     pub kubeconfig: String,
     /// Address of the metrics endpoint.
@@ -135,6 +142,7 @@ impl Flags {
                 None
             },
             provider_timeout: parse_duration(&self.provider_timeout)?,
+            refresh_loop: self.enable_refresh_loop && self.enable_secret_rotation,
             kubeconfig: self.kubeconfig,
             metrics_addr: self.metrics_addr,
             log_json: self.log_format_json,

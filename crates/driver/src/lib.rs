@@ -17,6 +17,7 @@ pub mod mount;
 pub mod provider;
 pub mod publish;
 pub mod redact;
+pub mod refresh;
 pub mod server;
 pub mod spc;
 pub mod status;

@@ -73,6 +73,13 @@ async fn main() -> anyhow::Result<()> {
         providers,
         metrics.clone(),
     ));
+    if config.refresh_loop {
+        tokio::spawn(secrets_store_csi_driver::refresh::run(
+            publisher.clone(),
+            config.driver_name.clone(),
+            config.rotation_poll_interval,
+        ));
+    }
     let node = NodeService::new(config.node_id.clone(), publisher);
     let routes = Routes::new(IdentityServer::new(identity))
         .add_service(NodeServer::new(node))

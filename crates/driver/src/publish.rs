@@ -326,6 +326,11 @@ impl Publisher {
         }
     }
 
+    /// The Kubernetes client (created on first use).
+    pub async fn client(&self) -> Result<&kube::Client, Error> {
+        self.kube().await
+    }
+
     async fn kube(&self) -> Result<&kube::Client, Error> {
         self.kube
             .get_or_try_init(|| async {
@@ -589,6 +594,9 @@ impl Publisher {
             self.sync_secrets(pod, class, &files, mode == Mode::Refresh)
                 .await;
         }
+        if mode != Mode::Refresh {
+            save_volume(req)?;
+        }
         mark_published(&req.target, refresh)?;
         Ok(outcome)
     }
@@ -795,6 +803,80 @@ fn mark_published(target: &Path, refresh: &RefreshPolicy) -> Result<(), Error> {
         .write(true)
         .open(&path)
         .and_then(|f| f.set_modified(SystemTime::now()))
+        .map_err(err)
+}
+
+/// Hidden file on the tmpfs holding what a refresh without kubelet needs
+/// to rebuild the request: volume id, readonly, mount group and the volume
+/// context without tokens (owner-only mode; no secret material).
+pub const VOLUME_FILE: &str = "..secrets-store-volume.json";
+
+/// The non-secret part of a publish request, saved on the tmpfs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SavedVolume {
+    /// Volume id.
+    pub volume_id: String,
+    /// `readonly` as sent.
+    pub readonly: bool,
+    /// Group owning the files.
+    pub mount_group: Option<u32>,
+    /// Volume context without service-account tokens.
+    pub context: BTreeMap<String, String>,
+}
+
+impl SavedVolume {
+    /// Reads the saved request of a published target.
+    pub fn load(target: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(target.join(VOLUME_FILE)).ok()?).ok()
+    }
+
+    /// A publish request for a refresh, with freshly obtained `secrets`
+    /// (nodePublishSecretRef data) and `tokens` (JSON, if any).
+    pub fn request(
+        &self,
+        target: &Path,
+        secrets: BTreeMap<String, String>,
+        tokens: Option<String>,
+    ) -> PublishRequest {
+        let mut context = self.context.clone();
+        if let Some(tokens) = tokens {
+            context.insert(SERVICE_ACCOUNT_TOKENS.to_string(), tokens);
+        }
+        PublishRequest {
+            volume_id: self.volume_id.clone(),
+            target: target.to_path_buf(),
+            readonly: self.readonly,
+            context: Redacted(context),
+            secrets: Redacted(secrets),
+            mount_group: self.mount_group,
+        }
+    }
+}
+
+fn save_volume(req: &PublishRequest) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut context = req.context.expose().clone();
+    context.remove(SERVICE_ACCOUNT_TOKENS);
+    let saved = SavedVolume {
+        volume_id: req.volume_id.clone(),
+        readonly: req.readonly,
+        mount_group: req.mount_group,
+        context,
+    };
+    let path = req.target.join(VOLUME_FILE);
+    let err = |source| Error::TargetPath {
+        path: path.display().to_string(),
+        source,
+    };
+    let body = serde_json::to_vec(&saved).map_err(|e| err(std::io::Error::other(e)))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&body))
         .map_err(err)
 }
 

@@ -28,5 +28,13 @@ async fn csidriver_object_is_valid_and_says_what_the_driver_needs() -> anyhow::R
         spec.volume_lifecycle_modes,
         Some(vec!["Ephemeral".to_string()])
     );
+    let audiences: Vec<String> = spec
+        .token_requests
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.audience)
+        .collect();
+    assert_eq!(audiences, ["sts.aliyuncs.com"]);
+    assert_eq!(spec.service_account_token_in_secrets, Some(true));
     Ok(())
 }

@@ -454,3 +454,116 @@ fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn refresh_loop_refreshes_without_republish_with_fresh_tokens_and_labelled_secret_refs()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::storage::v1::{CSIDriver, TokenRequest};
+    let env = Env::start(&[
+        "--enable-secret-rotation",
+        "--rotation-poll-interval=1s",
+        "--enable-refresh-loop",
+    ])
+    .await?;
+    // The loop mints tokens for the CSIDriver's tokenRequests audiences.
+    let drivers: Api<CSIDriver> = Api::all(env.client.clone());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/csidriver.yaml"
+    ))?;
+    let mut csidriver: CSIDriver = serde_yaml::from_str(&text)?;
+    csidriver.spec.token_requests = Some(vec![TokenRequest {
+        audience: "loop-aud".into(),
+        expiration_seconds: None,
+    }]);
+    match drivers.create(&PostParams::default(), &csidriver).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    for (name, labelled) in [("labelled", true), ("unlabelled", false)] {
+        let mut s = Secret::default();
+        s.metadata.name = Some(name.into());
+        if labelled {
+            s.metadata.labels = Some(
+                [(
+                    "secrets-store.csi.k8s.io/used".to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            );
+        }
+        s.string_data = Some([("access_key".to_string(), format!("AK-{name}"))].into());
+        secrets.create(&PostParams::default(), &s).await?;
+    }
+    spc_with_secrets(&env, "loop", vec![], &[]).await?;
+    env.provider
+        .set(Behavior::files(&[("f", b"v1", 0o644)], &[("f", "1")]));
+    let opts = secrets_store_testkit::TokenOptions {
+        audiences: vec!["loop-aud".into()],
+        ..Default::default()
+    };
+    let mut pods = Vec::new();
+    for (pod, secret) in [("good", "labelled"), ("bad", "unlabelled")] {
+        let mut spec = secrets_store_testkit::TestPod::new(&env.ns, pod, "loop");
+        spec.volumes[0].node_publish_secret_ref = Some(secret.into());
+        let pod = env.kubelet.create_pod(&spec).await?;
+        env.kubelet.publish(&pod, "secrets", &opts).await??;
+        pods.push(pod);
+    }
+
+    // New content at the provider; no republish from kubelet.
+    env.provider
+        .set(Behavior::files(&[("f", b"v2", 0o644)], &[("f", "2")]));
+    let good = env.target(&pods[0]);
+    wait_for(
+        "the refresh loop to update the file",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let now = std::fs::read(good.join("f")).unwrap_or_default();
+            async move { Ok((now == b"v2").then_some(())) }
+        },
+    )
+    .await?;
+    let last = env
+        .provider
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.target_path == good.display().to_string())
+        .expect("a refresh request");
+    let secrets_sent: BTreeMap<String, String> = serde_json::from_str(&last.secrets)?;
+    assert_eq!(secrets_sent["access_key"], "AK-labelled");
+    let attrs: BTreeMap<String, String> = serde_json::from_str(&last.attributes)?;
+    let tokens: serde_json::Value =
+        serde_json::from_str(&attrs["csi.storage.k8s.io/serviceAccount.tokens"])?;
+    assert!(
+        tokens["loop-aud"]["token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+
+    // The volume whose secret ref is not labelled is left alone, and the log says why.
+    wait_for(
+        "the loop to report the unlabelled secret",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let log = env.driver.log();
+            async move {
+                Ok(log
+                    .contains("nodePublishSecretRef unlabelled is not labelled")
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(std::fs::read(env.target(&pods[1]).join("f"))?, b"v1");
+    assert!(
+        !env.driver.log().contains("AK-labelled"),
+        "secret values never logged"
+    );
+    Ok(())
+}
