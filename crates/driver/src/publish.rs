@@ -31,16 +31,10 @@ use crate::spc;
 use crate::status::{self, PodRef};
 use crate::sync;
 
-/// Volume context key: pod name.
-pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
-/// Volume context key: pod namespace.
-pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
-/// Volume context key: pod UID.
-pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
-/// Volume context (or secrets) key: service account tokens, JSON.
-pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
-/// Volume attribute naming the SecretProviderClass.
-pub const SECRET_PROVIDER_CLASS: &str = "secretProviderClass";
+pub use secrets_store_proto::attributes::{
+    POD_NAME, POD_NAMESPACE, POD_UID, SECRET_PROVIDER_CLASS, SERVICE_ACCOUNT_TOKENS,
+};
+
 /// Marker written on the tmpfs once a publish has completed.
 pub const PUBLISHED_MARKER: &str = "..secrets-store-published";
 /// File permission sent to providers (JSON of 0644, as upstream).

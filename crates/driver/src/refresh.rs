@@ -30,8 +30,7 @@ use secrets_store_crds::USED_LABEL;
 
 use crate::publish::{POD_NAME, POD_NAMESPACE, POD_UID, PUBLISHED_MARKER, Publisher, SavedVolume};
 
-/// Volume context key: the pod's service account.
-const SERVICE_ACCOUNT_NAME: &str = "csi.storage.k8s.io/serviceAccount.name";
+use secrets_store_proto::attributes::SERVICE_ACCOUNT_NAME;
 
 /// Why one volume could not be refreshed by the loop.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::PostParams;
 use secrets_store_crds::v1::{
@@ -21,6 +20,21 @@ pub struct PodRef {
     pub namespace: String,
     /// Pod UID.
     pub uid: String,
+}
+
+impl PodRef {
+    /// An owner reference to this pod (objects go away with it).
+    pub fn owner_reference(
+        &self,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// Creates or updates the status object for one pod's volume.
@@ -43,13 +57,7 @@ pub async fn upsert(
         target_path: target.to_string(),
         objects,
     };
-    let owner = OwnerReference {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: pod.name.clone(),
-        uid: pod.uid.clone(),
-        ..Default::default()
-    };
+    let owner = pod.owner_reference();
     let mut obj = SecretProviderClassPodStatus::default();
     obj.metadata.name = Some(name.clone());
     obj.metadata.namespace = Some(pod.namespace.clone());

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::PostParams;
 use secrets_store_crds::MANAGED_LABEL;
@@ -228,13 +227,7 @@ pub async fn apply(
         secret: name.to_string(),
         source,
     };
-    let owner = OwnerReference {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: pod.name.clone(),
-        uid: pod.uid.clone(),
-        ..Default::default()
-    };
+    let owner = pod.owner_reference();
     let mut labels = object.labels.clone();
     labels.insert(MANAGED_LABEL.to_string(), "true".to_string());
     match api.get_opt(name).await.map_err(err)? {

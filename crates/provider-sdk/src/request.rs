@@ -1,23 +1,15 @@
 //! Decoding of a `MountRequest`: its JSON-in-string fields become typed
 //! values, and the secret parts are wrapped in [`Redacted`].
 
+pub use secrets_store_proto::attributes::{
+    POD_NAME, POD_NAMESPACE, POD_UID, SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use secrets_store_proto::provider::v1alpha1 as pb;
 use serde::Deserialize;
-
-/// Attribute holding the pod name.
-pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
-/// Attribute holding the pod namespace.
-pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
-/// Attribute holding the pod UID.
-pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
-/// Attribute holding the pod's service account name.
-pub const SERVICE_ACCOUNT_NAME: &str = "csi.storage.k8s.io/serviceAccount.name";
-/// Attribute (or secrets key, since driver 1.5) holding the pod's tokens.
-pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
 
 /// Request decoding errors; messages follow the upstream providers.
 #[derive(Debug, thiserror::Error)]

@@ -32,20 +32,11 @@ use secrets_store_proto::csi::v1::node_client::NodeClient;
 use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 
-/// Volume context key: pod name.
-pub const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
-/// Volume context key: pod namespace.
-pub const POD_NAMESPACE: &str = "csi.storage.k8s.io/pod.namespace";
-/// Volume context key: pod UID.
-pub const POD_UID: &str = "csi.storage.k8s.io/pod.uid";
-/// Volume context key: the pod's service account name.
-pub const SERVICE_ACCOUNT_NAME: &str = "csi.storage.k8s.io/serviceAccount.name";
-/// Volume context key: `"true"` for ephemeral inline volumes.
-pub const EPHEMERAL: &str = "csi.storage.k8s.io/ephemeral";
-/// Volume context (or secrets) key: service account tokens, JSON.
-pub const SERVICE_ACCOUNT_TOKENS: &str = "csi.storage.k8s.io/serviceAccount.tokens";
-/// Volume attribute naming the SecretProviderClass.
-pub const SECRET_PROVIDER_CLASS: &str = "secretProviderClass";
+pub use secrets_store_proto::attributes::{
+    EPHEMERAL, POD_NAME, POD_NAMESPACE, POD_UID, SECRET_PROVIDER_CLASS, SERVICE_ACCOUNT_NAME,
+    SERVICE_ACCOUNT_TOKENS,
+};
+
 /// The driver name the simulator's volumes use by default.
 pub const DRIVER_NAME: &str = "secrets-store.csi.k8s.io";
 

@@ -56,38 +56,7 @@ pub struct Flags {
 
 /// Parses a Go duration such as `5s`, `500ms`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    if rest == "0" {
-        return Ok(total);
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
-        let value: f64 = rest[..n]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            other => return Err(format!("unknown unit {other:?} in duration {s:?}")),
-        };
-        total += Duration::from_secs_f64(value * unit);
-        rest = &rest[u..];
-    }
-    Ok(total)
+    secrets_store_go_duration::parse(s).map_err(|e| e.to_string())
 }
 
 /// The STS endpoint from the environment: `sts.<r>.aliyuncs.com` with
