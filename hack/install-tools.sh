@@ -22,6 +22,7 @@ CSI_SANITY_VERSION=v5.4.0
 OPENBAO_VERSION=2.7.2
 MOTO_VERSION=5.2.5
 SSCSI_VERSION=v1.6.0
+CSI_LIB_UTILS_VERSION=v0.23.0
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -151,6 +152,28 @@ install_upstream_fake_provider() {
   link upstream-fake-provider "$d/bin/upstream-fake-provider"
 }
 
+# Our Go test peer doing what the livenessprobe sidecar does, on the library
+# the sidecar is built on (hack/go/csi-liveness-probe).
+install_csi_liveness_probe() {
+  local src=$HACK/go/csi-liveness-probe
+  local v=$CSI_LIB_UTILS_VERSION-$(sha256sum "$src/main.go" | cut -c1-12)
+  local d=$ROOT/csi-liveness-probe/$v
+  if ! is_done csi-liveness-probe "$v"; then
+    log "building csi-liveness-probe ($v)"
+    mkdir -p "$d/src" "$d/bin"
+    cp "$src/main.go" "$d/src/"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/csi-liveness-probe >/dev/null
+      go get "github.com/kubernetes-csi/csi-lib-utils@$CSI_LIB_UTILS_VERSION"
+      go mod tidy
+      go build -trimpath -ldflags=-s -o "$d/bin/csi-liveness-probe" .
+    )
+    mark_done csi-liveness-probe "$v"
+  fi
+  link csi-liveness-probe "$d/bin/csi-liveness-probe"
+}
+
 # Python tools: one venv per pinned set.
 install_python_tools() {
   local v=openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION d=$ROOT/python/openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION
@@ -167,10 +190,11 @@ install_python_tools() {
 # Not installable here, each refused by the Go module proxy this machine
 # reaches (403 "This module version is not available", checked 2026-11-23):
 # - github.com/kubernetes-csi/node-driver-registrar and .../livenessprobe
-#   (no version, tag, commit or @latest is served);
+#   (no version, tag, commit or @latest is served); csi-liveness-probe above
+#   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

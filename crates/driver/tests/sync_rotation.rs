@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Env;
+use common::{Env, http_get, parse_metrics};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
@@ -311,7 +311,7 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
     );
 
     // Metrics, parsed: every flow above was counted.
-    let text = reqwest_get(&env.metrics_url()?).await?;
+    let (_, text) = http_get(&env.metrics_url()?).await?;
     let metrics = parse_metrics(&text);
     let total = |name: &str| -> f64 {
         metrics
@@ -347,7 +347,7 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
         secrets_store_testkit::csi::connect(env.driver.socket()).await?,
     );
     assert!(node.node_unpublish_volume(bad).await.is_err());
-    let metrics = parse_metrics(&reqwest_get(&env.metrics_url()?).await?);
+    let metrics = parse_metrics(&http_get(&env.metrics_url()?).await?.1);
     let total = |name: &str| -> f64 {
         metrics
             .iter()
@@ -409,50 +409,6 @@ async fn per_class_interval_and_on_demand_trigger() -> anyhow::Result<()> {
     env.publish(&slow).await??;
     assert_eq!(std::fs::read(env.target(&slow).join("f"))?, b"2");
     Ok(())
-}
-
-/// A plain HTTP GET (the metrics endpoint is HTTP/1.1 on loopback).
-async fn reqwest_get(url: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await?;
-    let text = String::from_utf8(buf)?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("no HTTP body"))?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
-    Ok(body.to_string())
-}
-
-/// Parses Prometheus/OpenMetrics text into (name, labels, value).
-fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let value: f64 = value.parse().ok()?;
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-                .collect();
-            Some((name.to_string(), labels, value))
-        })
-        .collect()
 }
 
 #[tokio::test]
