@@ -23,6 +23,7 @@ OPENBAO_VERSION=2.7.2
 MOTO_VERSION=5.2.5
 SSCSI_VERSION=v1.6.0
 CSI_LIB_UTILS_VERSION=v0.23.0
+HELM_VERSION=v3.22.0
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -110,6 +111,10 @@ install_upstream_driver() {
     "monis.app/mlog=$HACK/go/mlog"
 }
 
+install_helm() {
+  go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" helm
+}
+
 # Modules whose go.mod has replace lines need a wrapper module.
 wrapper_build() {
   local tool=$1 v=$2 name=$3 pkg=$4; shift 4
@@ -194,7 +199,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do
