@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         unpublish.push(start.elapsed());
     }
     report("NodeUnpublishVolume", unpublish);
+    secrets_store_testkit::mounts::unmount_all_under(dir.path());
     println!(
         "driver RSS after unpublishing all: {} KiB",
         rss_kib(driver.pid())

@@ -13,6 +13,7 @@
 //! - [`csi`]: a gRPC channel over a unix socket.
 //! - [`driver`]: a CSI driver binary under test in its own process.
 //! - [`fake_provider`]: a scriptable provider on a unix socket.
+//! - [`mounts`]: unmounts what a test left mounted under its directory.
 //!
 //! Nothing here is a mock of the API server: if a tool is missing the harness
 //! fails with the command that installs it.
@@ -22,6 +23,7 @@ pub mod csi;
 pub mod driver;
 pub mod fake_provider;
 pub mod kubelet;
+pub mod mounts;
 mod pki;
 pub mod process;
 pub mod tools;

@@ -1,5 +1,5 @@
-//! The README's main command keeps working: the control-plane demo starts,
-//! passes its kubectl checks and stops.
+//! The `control-plane` helper binary (a bare control plane for manual
+//! work) starts, passes its kubectl checks and stops.
 
 #[test]
 fn control_plane_demo_runs_once() {

@@ -41,6 +41,13 @@ struct Env {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Volumes a test did not unpublish must not stay mounted.
+        secrets_store_testkit::mounts::unmount_all_under(self._dirs.1.path());
+    }
+}
+
 impl Env {
     async fn start(
         driver: &Path,

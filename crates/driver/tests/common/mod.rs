@@ -168,6 +168,13 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Volumes a test did not unpublish must not stay mounted.
+        secrets_store_testkit::mounts::unmount_all_under(self._dir.path());
+    }
+}
+
 /// Whether `path` is a mount point, and of which filesystem type.
 pub fn mount_type(path: &Path) -> Option<String> {
     secrets_store_csi_driver::mount::table::read()
