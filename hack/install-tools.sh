@@ -135,48 +135,37 @@ wrapper_build() {
 }
 
 
-# Our Go test peer around the upstream driver's own fake provider
-# (hack/go/upstream-fake-provider); rebuilt when its source changes.
-install_upstream_fake_provider() {
-  local src=$HACK/go/upstream-fake-provider
-  local v=$SSCSI_VERSION-$(sha256sum "$src/main.go" | cut -c1-12)
-  local d=$ROOT/upstream-fake-provider/$v
-  if ! is_done upstream-fake-provider "$v"; then
-    log "building upstream-fake-provider ($v)"
+# Our Go test peers under hack/go/<name> (main.go only), each built against
+# one upstream module version; rebuilt when main.go changes.
+#   go_peer NAME MODULE VERSION
+go_peer() {
+  local name=$1 module=$2 version=$3 src=$HACK/go/$1
+  local v=$version-$(sha256sum "$src/main.go" | cut -c1-12)
+  local d=$ROOT/$name/$v
+  if ! is_done "$name" "$v"; then
+    log "building $name ($v)"
     mkdir -p "$d/src" "$d/bin"
     cp "$src/main.go" "$d/src/"
     (
       cd "$d/src"
-      [ -f go.mod ] || go mod init tools.local/upstream-fake-provider >/dev/null
-      go get "sigs.k8s.io/secrets-store-csi-driver@$SSCSI_VERSION"
+      [ -f go.mod ] || go mod init "tools.local/$name" >/dev/null
+      go get "$module@$version"
       go mod tidy
-      go build -trimpath -ldflags=-s -o "$d/bin/upstream-fake-provider" .
+      go build -trimpath -ldflags=-s -o "$d/bin/$name" .
     )
-    mark_done upstream-fake-provider "$v"
+    mark_done "$name" "$v"
   fi
-  link upstream-fake-provider "$d/bin/upstream-fake-provider"
+  link "$name" "$d/bin/$name"
 }
 
-# Our Go test peer doing what the livenessprobe sidecar does, on the library
-# the sidecar is built on (hack/go/csi-liveness-probe).
+# The upstream driver's own fake provider behind a small wrapper.
+install_upstream_fake_provider() {
+  go_peer upstream-fake-provider sigs.k8s.io/secrets-store-csi-driver "$SSCSI_VERSION"
+}
+
+# What the livenessprobe sidecar does, on the library it is built on.
 install_csi_liveness_probe() {
-  local src=$HACK/go/csi-liveness-probe
-  local v=$CSI_LIB_UTILS_VERSION-$(sha256sum "$src/main.go" | cut -c1-12)
-  local d=$ROOT/csi-liveness-probe/$v
-  if ! is_done csi-liveness-probe "$v"; then
-    log "building csi-liveness-probe ($v)"
-    mkdir -p "$d/src" "$d/bin"
-    cp "$src/main.go" "$d/src/"
-    (
-      cd "$d/src"
-      [ -f go.mod ] || go mod init tools.local/csi-liveness-probe >/dev/null
-      go get "github.com/kubernetes-csi/csi-lib-utils@$CSI_LIB_UTILS_VERSION"
-      go mod tidy
-      go build -trimpath -ldflags=-s -o "$d/bin/csi-liveness-probe" .
-    )
-    mark_done csi-liveness-probe "$v"
-  fi
-  link csi-liveness-probe "$d/bin/csi-liveness-probe"
+  go_peer csi-liveness-probe github.com/kubernetes-csi/csi-lib-utils "$CSI_LIB_UTILS_VERSION"
 }
 
 # Python tools: one venv per pinned set.
