@@ -82,6 +82,25 @@ pub struct Flags {
     /// Log verbosity (klog's -v): 0 info, 4 debug, 5 and more trace.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,
+    /// kubelet's root directory. Targets must be kubelet's CSI mount
+    /// directories under it (`<dir>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`).
+    /// Not an upstream flag.
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// Driver-private directory (on the host, never inside a pod volume)
+    /// holding what the driver knows about each volume. Empty means
+    /// `<kubelet-dir>/plugins/csi-secrets-store/state`. Not an upstream flag.
+    #[arg(long, default_value = "")]
+    pub state_dir: String,
+    /// Lowest value the per-class `rotation-poll-interval` annotation may
+    /// set (Go duration); lower values are raised to it. Not an upstream flag.
+    #[arg(long, default_value = "30s")]
+    pub min_rotation_poll_interval: String,
+    /// Interval at which synced Kubernetes Secrets are checked against the
+    /// mounted content and repaired (Go duration). Not an upstream flag:
+    /// upstream's sync controller requeues every 5 minutes.
+    #[arg(long, default_value = "5m")]
+    pub secret_sync_resync_interval: String,
 }
 
 /// Validated configuration.
@@ -115,6 +134,18 @@ pub struct Config {
     pub log_json: bool,
     /// Log verbosity.
     pub verbosity: u8,
+    /// kubelet's root directory.
+    pub kubelet_dir: PathBuf,
+    /// Driver-private volume state directory.
+    pub state_dir: PathBuf,
+    /// Floor of the per-class refresh interval annotation.
+    pub min_rotation_poll_interval: Duration,
+    /// Resync interval of synced Secrets.
+    pub secret_sync_resync_interval: Duration,
+    /// `size=` of each volume's tmpfs, in bytes: room for two copies of the
+    /// largest provider response (the atomic writer holds the old and the
+    /// new content during a swap) plus 1 MiB.
+    pub tmpfs_size: u64,
 }
 
 impl Flags {
@@ -128,7 +159,17 @@ impl Flags {
             .map(PathBuf::from)
             .collect();
         provider_dirs.push(self.provider_volume.clone());
+        let state_dir = if self.state_dir.is_empty() {
+            self.kubelet_dir.join("plugins/csi-secrets-store/state")
+        } else {
+            PathBuf::from(&self.state_dir)
+        };
         Ok(Config {
+            tmpfs_size: tmpfs_size(self.max_call_recv_msg_size),
+            kubelet_dir: self.kubelet_dir,
+            state_dir,
+            min_rotation_poll_interval: parse_duration(&self.min_rotation_poll_interval)?,
+            secret_sync_resync_interval: parse_duration(&self.secret_sync_resync_interval)?,
             socket: parse_endpoint(&self.endpoint)?,
             driver_name: self.drivername,
             node_id: self.nodeid,
@@ -166,6 +207,14 @@ pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, Error> {
     } else {
         PathBuf::from(format!("/{rest}"))
     })
+}
+
+/// tmpfs size for a given provider response limit, rounded up to 4 KiB pages.
+pub fn tmpfs_size(max_call_recv_msg_size: usize) -> u64 {
+    let bytes = (max_call_recv_msg_size as u64)
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
+    bytes.div_ceil(4096).saturating_mul(4096)
 }
 
 /// Parses a Go duration string (`300ms`, `2m`, `1h30m`, `1.5s`).
@@ -235,5 +284,13 @@ mod tests {
         assert_eq!(config.driver_name, "secrets-store.csi.k8s.io");
         assert_eq!(config.max_call_recv_msg_size, 4 * 1024 * 1024);
         assert!(!config.enable_secret_rotation);
+        assert_eq!(config.kubelet_dir, PathBuf::from("/var/lib/kubelet"));
+        assert_eq!(
+            config.state_dir,
+            PathBuf::from("/var/lib/kubelet/plugins/csi-secrets-store/state")
+        );
+        assert_eq!(config.min_rotation_poll_interval, Duration::from_secs(30));
+        assert_eq!(config.secret_sync_resync_interval, Duration::from_secs(300));
+        assert_eq!(config.tmpfs_size, 9 << 20);
     }
 }
