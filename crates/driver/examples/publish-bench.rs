@@ -83,17 +83,18 @@ async fn main() -> anyhow::Result<()> {
         &secrets_store_crds::v1::SecretProviderClass::new("bench", spec),
     )
     .await?;
-    let driver = DriverProcess::start(
+    let mut args = vec![
+        "--nodeid=bench-node".to_string(),
+        format!("--provider-volume={}", providers.display()),
+        "--additional-provider-volume-paths=".to_string(),
+        "--metrics-addr=127.0.0.1:0".to_string(),
+        format!("--kubeconfig={}", cp.kubeconfig().display()),
+    ];
+    args.extend(secrets_store_testkit::driver::kubelet_dir_args(
         std::path::Path::new(&binary),
-        &[
-            "--nodeid=bench-node".to_string(),
-            format!("--provider-volume={}", providers.display()),
-            "--additional-provider-volume-paths=".to_string(),
-            "--metrics-addr=127.0.0.1:0".to_string(),
-            format!("--kubeconfig={}", cp.kubeconfig().display()),
-        ],
-    )
-    .await?;
+        &dir.path().join("kubelet"),
+    ));
+    let driver = DriverProcess::start(std::path::Path::new(&binary), &args).await?;
     let kubelet =
         Kubelet::new(client.clone(), driver.socket(), &dir.path().join("kubelet")).await?;
     println!("driver RSS at start: {} KiB", rss_kib(driver.pid()));

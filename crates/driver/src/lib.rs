@@ -2,13 +2,17 @@
 //!
 //! kubelet calls this plugin over a unix socket ([`server`]) with the CSI
 //! Identity and Node services ([`csi`]). A mount happens in [`publish`]:
-//! it reads the SecretProviderClass ([`spc`]), mounts a tmpfs ([`mount`]),
-//! asks the provider ([`provider`]), writes the files with the atomic writer
-//! and records the SecretProviderClassPodStatus ([`status`]), then syncs
-//! Kubernetes Secrets ([`sync`]). [`metrics`] and [`events`] report what
-//! happened. Flags are
+//! the target must be kubelet's CSI path ([`target`]); it reads the
+//! SecretProviderClass ([`spc`]), mounts a bounded tmpfs ([`mount`]), asks
+//! the provider ([`provider`]), writes the files with the atomic writer,
+//! records the SecretProviderClassPodStatus ([`status`]) and the driver's
+//! own record of the volume ([`volume`], a directory no pod can write).
+//! [`report`] turns each result into [`metrics`], [`events`] and one log
+//! line. Secrets are synced by a controller ([`sync`]); the optional
+//! [`refresh`] loop refreshes volumes from the driver's records. Flags are
 //! upstream's, parsed and validated in [`config`] before anything binds.
 
+pub mod apiclient;
 pub mod config;
 pub mod csi;
 pub mod events;
@@ -18,10 +22,13 @@ pub mod provider;
 pub mod publish;
 pub mod redact;
 pub mod refresh;
+pub mod report;
 pub mod server;
 pub mod spc;
 pub mod status;
 pub mod sync;
+pub mod target;
+pub mod volume;
 
 /// Version reported to kubelet and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

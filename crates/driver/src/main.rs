@@ -12,7 +12,11 @@ use secrets_store_csi_driver::metrics::{self, Metrics};
 use secrets_store_csi_driver::mount::linux::LinuxMounter;
 use secrets_store_csi_driver::provider::client::ClientConfig;
 use secrets_store_csi_driver::provider::{self, ProviderClients};
-use secrets_store_csi_driver::publish::{PublishConfig, Publisher};
+use secrets_store_csi_driver::apiclient::LazyClient;
+use secrets_store_csi_driver::publish::{Intervals, PublishConfig, Publisher};
+use secrets_store_csi_driver::refresh::RefreshLoop;
+use secrets_store_csi_driver::report::Reporter;
+use secrets_store_csi_driver::target::Rules;
 use secrets_store_csi_driver::{VERSION, server};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
@@ -61,26 +65,38 @@ async fn main() -> anyhow::Result<()> {
             interval,
         ));
     }
+    let kube = LazyClient::new(config.kubeconfig.clone());
+    let store = secrets_store_csi_driver::volume::Store::open(&config.state_dir)
+        .map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
     let publisher = Arc::new(Publisher::new(
         PublishConfig {
             node_id: config.node_id.clone(),
-            rotation: config
-                .enable_secret_rotation
-                .then_some(config.rotation_poll_interval),
-            kubeconfig: config.kubeconfig.clone(),
+            rotation: config.enable_secret_rotation,
+            intervals: Intervals {
+                default: config.rotation_poll_interval,
+                floor: config.min_rotation_poll_interval,
+            },
+            tmpfs_size: config.tmpfs_size,
         },
+        Rules::new(&config.kubelet_dir),
         Arc::new(LinuxMounter),
         providers,
-        metrics.clone(),
+        store,
+        kube.clone(),
     ));
+    let reporter = Arc::new(Reporter::new(metrics.clone(), kube.clone(), config.node_id.clone()));
     if config.refresh_loop {
-        tokio::spawn(secrets_store_csi_driver::refresh::run(
-            publisher.clone(),
-            config.driver_name.clone(),
-            config.rotation_poll_interval,
-        ));
+        tokio::spawn(
+            RefreshLoop {
+                publisher: publisher.clone(),
+                reporter: reporter.clone(),
+                driver_name: config.driver_name.clone(),
+                interval: config.rotation_poll_interval,
+            }
+            .run(),
+        );
     }
-    let node = NodeService::new(config.node_id.clone(), publisher);
+    let node = NodeService::new(config.node_id.clone(), publisher, reporter);
     let routes = Routes::new(IdentityServer::new(identity))
         .add_service(NodeServer::new(node))
         .add_service(ControllerServer::new(ControllerService));

@@ -22,6 +22,16 @@ pub struct PodRef {
     pub uid: String,
 }
 
+impl From<&crate::volume::PodInfo> for PodRef {
+    fn from(p: &crate::volume::PodInfo) -> Self {
+        Self {
+            name: p.name.clone(),
+            namespace: p.namespace.clone(),
+            uid: p.uid.clone(),
+        }
+    }
+}
+
 impl PodRef {
     /// An owner reference to this pod (objects go away with it).
     pub fn owner_reference(

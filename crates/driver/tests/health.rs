@@ -15,15 +15,16 @@ use secrets_store_testkit::wait_for;
 #[tokio::test]
 async fn liveness_probe_reports_healthy_then_unhealthy_when_the_driver_stops() -> anyhow::Result<()>
 {
+    let dir = tempfile::tempdir()?;
     let mut driver = DriverProcess::start(
         common::driver_binary(),
         &[
             "--nodeid=n".to_string(),
             "--metrics-addr=127.0.0.1:0".to_string(),
+            format!("--kubelet-dir={}", dir.path().display()),
         ],
     )
     .await?;
-    let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}/healthz");
     let _probe = Process::spawn(

@@ -94,7 +94,7 @@ async fn publish_writes_files_on_tmpfs_records_status_and_unpublish_removes_it()
     let data_before = std::fs::read_link(target.join("..data"))?;
     env.publish(&pod).await??;
     assert_eq!(env.provider.requests().len(), 1, "no second provider call");
-    let mounts = secrets_store_csi_driver::mount::table::read()?;
+    let mounts = secrets_store_testkit::mounts::read()?;
     assert_eq!(
         mounts.iter().filter(|m| m.mount_point == target).count(),
         1,

@@ -38,15 +38,16 @@ fn junit_counts(xml: &str) -> (u32, u32, u32) {
 
 #[tokio::test]
 async fn csi_sanity_node_and_identity_specs_pass() -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
     let driver = DriverProcess::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver")),
         &[
             "--nodeid=sanity-node".to_string(),
             "--metrics-addr=127.0.0.1:0".to_string(),
+            format!("--kubelet-dir={}", work.path().join("kubelet").display()),
         ],
     )
     .await?;
-    let work = tempfile::tempdir()?;
     let report = work.path().join("sanity.xml");
     let out = Command::new(tool("csi-sanity")?)
         .arg(format!("--csi.endpoint={}", driver.endpoint()))

@@ -10,6 +10,21 @@ use secrets_store_proto::csi::v1::identity_client::IdentityClient;
 use crate::process::Process;
 use crate::wait_for;
 
+/// Name of our driver's binary.
+pub const OUR_DRIVER: &str = "secrets-store-csi-driver";
+
+/// Flags our driver needs to serve a kubelet simulator rooted at
+/// `kubelet_root`: `--kubelet-dir` (its state directory then defaults to
+/// `<root>/plugins/csi-secrets-store/state`). Empty for other drivers (the
+/// upstream Go driver accepts any target and has no such flag).
+pub fn kubelet_dir_args(binary: &Path, kubelet_root: &Path) -> Vec<String> {
+    if binary.file_name() == Some(std::ffi::OsStr::new(OUR_DRIVER)) {
+        vec![format!("--kubelet-dir={}", kubelet_root.display())]
+    } else {
+        Vec::new()
+    }
+}
+
 /// A running driver process.
 #[derive(Debug)]
 pub struct DriverProcess {

@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             format!("--provider-volume={}", providers.display()),
             format!("--kubeconfig={kubeconfig}"),
             format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+            format!("--kubelet-dir={}", work.path().join("kubelet").display()),
         ],
     )
     .await?;

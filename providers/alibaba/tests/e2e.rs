@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use secrets_store_alibaba_emulator::Emulator;
 use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
-use secrets_store_testkit::driver::DriverProcess;
+use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
 use secrets_store_testkit::process::{Process, free_port};
 use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools, wait_for};
 
@@ -93,19 +93,17 @@ impl Env {
             },
         )
         .await?;
-        let driver = DriverProcess::start(
-            driver,
-            &[
-                "--nodeid=node-e2e".into(),
-                format!("--provider-volume={}", providers.path().display()),
-                format!("--kubeconfig={kubeconfig}"),
-                format!("--metrics-addr=127.0.0.1:{}", free_port()?),
-                // Rotation is a republish that refreshes a mounted target.
-                "--enable-secret-rotation=true".into(),
-                "--rotation-poll-interval=1ms".into(),
-            ],
-        )
-        .await?;
+        let mut args = vec![
+            "--nodeid=node-e2e".into(),
+            format!("--provider-volume={}", providers.path().display()),
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+            // Rotation is a republish that refreshes a mounted target.
+            "--enable-secret-rotation=true".into(),
+            "--rotation-poll-interval=1ms".into(),
+        ];
+        args.extend(kubelet_dir_args(driver, kubelet_root.path()));
+        let driver = DriverProcess::start(driver, &args).await?;
         let kubelet =
             Kubelet::new(cp.client().await?, driver.socket(), kubelet_root.path()).await?;
         Ok(Self {

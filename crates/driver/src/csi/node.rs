@@ -1,38 +1,49 @@
-//! CSI Node service: thin handlers over [`crate::publish::Publisher`].
+//! CSI Node service: the RPC edge. Each handler opens the call's span,
+//! validates the request, runs the publish pipeline and hands the result
+//! to [`Reporter`] (metrics, events, log line, once).
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use secrets_store_proto::attributes::{POD_NAME, POD_NAMESPACE, SECRET_PROVIDER_CLASS};
 use secrets_store_proto::csi::v1 as csi;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::publish::{self, PublishRequest, Publisher};
+use crate::publish::{Failure, Outcome, PublishRequest, Publisher, UnpublishRequest};
+use crate::report::Reporter;
+use crate::status::PodRef;
 
 /// The Node service.
 #[derive(Clone)]
 pub struct NodeService {
     node_id: String,
     publisher: Arc<Publisher>,
+    reporter: Arc<Reporter>,
 }
 
 impl NodeService {
     /// A Node service for node `node_id`.
-    pub fn new(node_id: impl Into<String>, publisher: Arc<Publisher>) -> Self {
+    pub fn new(node_id: impl Into<String>, publisher: Arc<Publisher>, reporter: Arc<Reporter>) -> Self {
         Self {
             node_id: node_id.into(),
             publisher,
+            reporter,
         }
     }
-}
 
-/// Logs a failure once, at a level chosen by who is at fault.
-fn log_failure(e: &publish::Error, what: &str) {
-    use tonic::Code::*;
-    match e.code() {
-        InvalidArgument | NotFound | FailedPrecondition | Aborted => {
-            tracing::info!(error = %e, reason = e.reason(), "{what} failed")
-        }
-        _ => tracing::error!(error = %e, reason = e.reason(), "{what} failed"),
+    async fn publish(&self, req: csi::NodePublishVolumeRequest) -> Result<(), Status> {
+        let started = Instant::now();
+        let class = req.volume_context.get(SECRET_PROVIDER_CLASS).cloned().unwrap_or_default();
+        let (pod, result) = match PublishRequest::from_csi(req, self.publisher.rules()) {
+            Ok(req) => {
+                let pod = PodRef::from(&req.pod);
+                (Some(pod), self.publisher.publish(req).await)
+            }
+            Err(e) => (None, Err(Failure::from(e))),
+        };
+        self.reporter.publish(pod.as_ref(), &class, &result, started.elapsed()).await;
+        result.map(|_: Outcome| ()).map_err(|f| f.error.into())
     }
 }
 
@@ -40,37 +51,25 @@ fn log_failure(e: &publish::Error, what: &str) {
 impl csi::node_server::Node for NodeService {
     /// "The CO SHALL ensure [...] the target path is created by the plugin";
     /// publishing an already published target with the same arguments
-    /// "MUST" succeed without doing it twice.
+    /// "MUST" succeed without doing it twice. A failed refresh of a
+    /// published volume keeps its content and reports success
+    /// (kubernetes/kubernetes#121271).
     async fn node_publish_volume(
         &self,
         request: Request<csi::NodePublishVolumeRequest>,
     ) -> Result<Response<csi::NodePublishVolumeResponse>, Status> {
         let req = request.into_inner();
         let ctx = &req.volume_context;
+        let get = |k| ctx.get(k).map(String::as_str).unwrap_or("");
         let span = tracing::info_span!(
             "node_publish_volume",
             volume_id = %req.volume_id,
             target = %req.target_path,
-            pod = %format!(
-                "{}/{}",
-                ctx.get(publish::POD_NAMESPACE).map(String::as_str).unwrap_or(""),
-                ctx.get(publish::POD_NAME).map(String::as_str).unwrap_or("")
-            ),
-            spc = ctx.get(publish::SECRET_PROVIDER_CLASS).map(String::as_str).unwrap_or(""),
-            provider = tracing::field::Empty,
+            pod = %format!("{}/{}", get(POD_NAMESPACE), get(POD_NAME)),
+            spc = get(SECRET_PROVIDER_CLASS),
         );
-        async {
-            let req = PublishRequest::from_csi(req)?;
-            self.publisher.publish(req).await?;
-            tracing::info!("volume published");
-            Ok(Response::new(csi::NodePublishVolumeResponse {}))
-        }
-        .instrument(span.clone())
-        .await
-        .map_err(|e: publish::Error| {
-            span.in_scope(|| log_failure(&e, "publish"));
-            e.into()
-        })
+        self.publish(req).instrument(span).await?;
+        Ok(Response::new(csi::NodePublishVolumeResponse {}))
     }
 
     /// Unmounts and removes the target; "MUST" succeed when it is already gone.
@@ -81,18 +80,16 @@ impl csi::node_server::Node for NodeService {
         let req = request.into_inner();
         let span = tracing::info_span!("node_unpublish_volume", volume_id = %req.volume_id, target = %req.target_path);
         async {
-            self.publisher
-                .unpublish(&req.volume_id, &req.target_path)
-                .await?;
-            tracing::info!("volume unpublished");
+            let result = match UnpublishRequest::from_csi(req, self.publisher.rules()) {
+                Ok(req) => self.publisher.unpublish(req).await,
+                Err(e) => Err(e),
+            };
+            self.reporter.unpublish(&result);
+            result?;
             Ok(Response::new(csi::NodeUnpublishVolumeResponse {}))
         }
-        .instrument(span.clone())
+        .instrument(span)
         .await
-        .map_err(|e: publish::Error| {
-            span.in_scope(|| log_failure(&e, "unpublish"));
-            e.into()
-        })
     }
 
     async fn node_stage_volume(

@@ -78,6 +78,7 @@ impl Env {
             format!("--provider-volume={}", providers_dir.display()),
             "--additional-provider-volume-paths=".to_string(),
             "--metrics-addr=127.0.0.1:0".to_string(),
+            format!("--kubelet-dir={}", kubelet_root.display()),
             format!(
                 "--kubeconfig={}",
                 kubeconfig.unwrap_or(cp.kubeconfig()).display()
@@ -177,11 +178,7 @@ impl Drop for Env {
 
 /// Whether `path` is a mount point, and of which filesystem type.
 pub fn mount_type(path: &Path) -> Option<String> {
-    secrets_store_csi_driver::mount::table::read()
-        .ok()?
-        .into_iter()
-        .find(|e| e.mount_point == path)
-        .map(|e| e.fs_type)
+    secrets_store_testkit::mounts::mount_type(path)
 }
 
 /// Asserts the target holds nothing: not mounted, and no directory left.

@@ -1,0 +1,224 @@
+//! The driver's trusted volume state: one [`VolumeRecord`] per published
+//! volume, in a directory only the driver writes (`--state-dir`, on the
+//! host, outside every pod volume). Pods never see or touch it; what the
+//! refresh loop and secret sync know about a volume (pod, class, service
+//! account, group, refresh time, trigger) comes from here, never from files
+//! on a tmpfs. Records are written atomically (temporary file, `rename`),
+//! read without following links and with a size bound.
+
+mod record;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub use record::{MAX_RECORD_BYTES, PodInfo, Phase, RECORD_VERSION, RecordError, VolumeRecord};
+
+use crate::target::{Rules, Target};
+
+/// State directory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem call on the state directory failed.
+    #[error("volume state {path}: {op}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The operation.
+        op: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A stored record cannot be used.
+    #[error("volume state {path}: {source}")]
+    Record {
+        /// The file.
+        path: String,
+        /// Cause.
+        source: RecordError,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        op,
+        source,
+    }
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating, `0700`) the state directory. It must be a real
+    /// directory, not a link.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io("mkdir", &dir))?;
+        let meta = std::fs::symlink_metadata(&dir).map_err(io("stat", &dir))?;
+        if !meta.is_dir() {
+            return Err(io("stat", &dir)(std::io::Error::other(
+                "not a directory (links are refused)",
+            )));
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod", &dir))?;
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, target: &Target) -> PathBuf {
+        self.dir.join(format!("{}.json", target.key()))
+    }
+
+    /// The record of `target`, if any. A record naming another target is
+    /// refused.
+    pub fn load(&self, target: &Target) -> Result<Option<VolumeRecord>, Error> {
+        let path = self.path(target);
+        let Some(record) = read_record(&path)? else {
+            return Ok(None);
+        };
+        if Path::new(&record.target) != target.path() {
+            return Err(Error::Record {
+                path: path.display().to_string(),
+                source: RecordError::WrongTarget,
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Stores `record` for `target`, atomically.
+    pub fn save(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
+        let path = self.path(target);
+        let tmp = self.dir.join(format!(".{}.tmp", target.key()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        file.write_all(&record.encode())
+            .and_then(|()| file.sync_data())
+            .map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("rename", &path))
+    }
+
+    /// Forgets `target`; a missing record is fine.
+    pub fn remove(&self, target: &Target) -> Result<(), Error> {
+        let path = self.path(target);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &path)(e)),
+        }
+    }
+
+    /// Every stored record whose target still has kubelet's shape under
+    /// `rules`, with its target. Unusable entries are logged and skipped.
+    pub fn list(&self, rules: &Rules) -> Result<Vec<(Target, VolumeRecord)>, Error> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io("readdir", &self.dir))? {
+            let path = entry.map_err(io("readdir", &self.dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let loaded = read_record(&path).and_then(|r| {
+                let record = r.ok_or_else(|| io("read", &path)(std::io::ErrorKind::NotFound.into()))?;
+                let target = rules.parse(&record.target).map_err(|e| {
+                    io("parse target", &path)(std::io::Error::other(e.to_string()))
+                })?;
+                Ok((target, record))
+            });
+            match loaded {
+                Ok((target, record)) if self.path(&target) == path => out.push((target, record)),
+                Ok(_) => tracing::warn!(path = %path.display(), "volume record under the wrong name, skipped"),
+                Err(e) => tracing::warn!(error = %e, "volume record skipped"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a record file without following links, bounded.
+fn read_record(path: &Path) -> Result<Option<VolumeRecord>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("open", path)(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io("read", path))?;
+    VolumeRecord::decode(&bytes)
+        .map(Some)
+        .map_err(|source| Error::Record {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Test records for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::record::tests::record;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_list_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = Rules::new(dir.path().join("kubelet"));
+        let store = Store::open(dir.path().join("state")).expect("open");
+        let t = rules.target("uid-1", "v").expect("target");
+        assert_eq!(store.load(&t).expect("load"), None);
+        let r = record::tests::record(&t.path().display().to_string());
+        store.save(&t, &r).expect("save");
+        assert_eq!(store.load(&t).expect("load"), Some(r.clone()));
+        let mode = std::fs::metadata(store.dir()).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(store.list(&rules).expect("list"), vec![(t.clone(), r)]);
+        store.remove(&t).expect("remove");
+        assert_eq!(store.load(&t).expect("load"), None);
+        store.remove(&t).expect("missing is fine");
+    }
+
+    #[test]
+    fn links_and_misnamed_records_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = Rules::new(dir.path().join("kubelet"));
+        let store = Store::open(dir.path().join("state")).expect("open");
+        let t = rules.target("uid-1", "v").expect("target");
+        let other = rules.target("uid-2", "v").expect("target");
+        let r = record::tests::record(&other.path().display().to_string());
+        store.save(&t, &r).expect("save");
+        assert!(store.load(&t).is_err(), "a record for another target");
+        assert!(store.list(&rules).expect("list").is_empty());
+        std::fs::remove_file(store.path(&t)).expect("rm");
+        let outside = dir.path().join("outside.json");
+        std::fs::write(&outside, r.encode()).expect("write");
+        std::os::unix::fs::symlink(&outside, store.path(&t)).expect("symlink");
+        assert!(store.load(&t).is_err(), "links are not followed");
+    }
+}
