@@ -5,6 +5,7 @@ use clap::Parser;
 use secrets_store_csi_driver::config::Flags;
 use std::sync::Arc;
 
+use secrets_store_csi_driver::apiclient::LazyClient;
 use secrets_store_csi_driver::csi::controller::ControllerService;
 use secrets_store_csi_driver::csi::identity::{IdentityService, Readiness};
 use secrets_store_csi_driver::csi::node::NodeService;
@@ -12,7 +13,6 @@ use secrets_store_csi_driver::metrics::{self, Metrics};
 use secrets_store_csi_driver::mount::linux::LinuxMounter;
 use secrets_store_csi_driver::provider::client::ClientConfig;
 use secrets_store_csi_driver::provider::{self, ProviderClients};
-use secrets_store_csi_driver::apiclient::LazyClient;
 use secrets_store_csi_driver::publish::{Intervals, PublishConfig, Publisher};
 use secrets_store_csi_driver::refresh::RefreshLoop;
 use secrets_store_csi_driver::report::Reporter;
@@ -84,7 +84,11 @@ async fn main() -> anyhow::Result<()> {
         store,
         kube.clone(),
     ));
-    let reporter = Arc::new(Reporter::new(metrics.clone(), kube.clone(), config.node_id.clone()));
+    let reporter = Arc::new(Reporter::new(
+        metrics.clone(),
+        kube.clone(),
+        config.node_id.clone(),
+    ));
     if config.refresh_loop {
         tokio::spawn(
             RefreshLoop {

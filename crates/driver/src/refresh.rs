@@ -83,11 +83,16 @@ impl RefreshLoop {
 
     /// One pass over every recorded volume.
     pub async fn pass(&self) {
-        let (store, rules) = (self.publisher.store().clone(), self.publisher.rules().clone());
+        let (store, rules) = (
+            self.publisher.store().clone(),
+            self.publisher.rules().clone(),
+        );
         let records = tokio::task::spawn_blocking(move || store.list(&rules)).await;
         let records = match records {
             Ok(Ok(records)) => records,
-            Ok(Err(e)) => return tracing::warn!(error = %e, "refresh loop cannot read the volume state"),
+            Ok(Err(e)) => {
+                return tracing::warn!(error = %e, "refresh loop cannot read the volume state");
+            }
             Err(e) => return tracing::warn!(error = %e, "refresh loop task failed"),
         };
         for (target, record) in records {
@@ -95,7 +100,9 @@ impl RefreshLoop {
             let result = self.refresh(target, &record).instrument(span.clone()).await;
             span.in_scope(|| match result {
                 Ok(()) => {}
-                Err(e @ (Skip::PodGone | Skip::NotMounted)) => tracing::debug!(reason = %e, "volume skipped"),
+                Err(e @ (Skip::PodGone | Skip::NotMounted)) => {
+                    tracing::debug!(reason = %e, "volume skipped")
+                }
                 Err(e) => tracing::warn!(error = %e, "refresh loop skipped a volume"),
             });
         }
@@ -114,12 +121,22 @@ impl RefreshLoop {
         let source = self.verified_source(&client, &target, record).await?;
         let secrets = node_publish_secrets(&client, &record.pod.namespace, &source).await?;
         let pod = &record.pod;
-        let tokens = mint_tokens(&client, &self.driver_name, &pod.namespace, &pod.service_account, &pod.name, &pod.uid).await?;
+        let tokens = mint_tokens(
+            &client,
+            &self.driver_name,
+            &pod.namespace,
+            &pod.service_account,
+            &pod.name,
+            &pod.uid,
+        )
+        .await?;
         let started = Instant::now();
         let req = PublishRequest::from_record(target, record, secrets, tokens);
         let result = self.publisher.publish(req).await;
         let pod_ref = PodRef::from(pod);
-        self.reporter.publish(Some(&pod_ref), &record.class, &result, started.elapsed()).await;
+        self.reporter
+            .publish(Some(&pod_ref), &record.class, &result, started.elapsed())
+            .await;
         Ok(())
     }
 
@@ -135,11 +152,17 @@ impl RefreshLoop {
             .get_opt(&record.pod.name)
             .await?
             .ok_or(Skip::PodGone)?;
-        if pod.metadata.uid.as_deref() != Some(target.pod_uid()) || record.pod.uid != target.pod_uid() {
+        if pod.metadata.uid.as_deref() != Some(target.pod_uid())
+            || record.pod.uid != target.pod_uid()
+        {
             return Err(Skip::PodGone);
         }
         let spec = pod.spec.unwrap_or_default();
-        if spec.service_account_name.unwrap_or_else(|| "default".into()) != record.pod.service_account {
+        if spec
+            .service_account_name
+            .unwrap_or_else(|| "default".into())
+            != record.pod.service_account
+        {
             return Err(Skip::Mismatch("service account"));
         }
         let source = spec
@@ -150,7 +173,10 @@ impl RefreshLoop {
             .and_then(|v| v.csi)
             .filter(|c| c.driver == self.driver_name)
             .ok_or(Skip::Mismatch("volume not in the pod spec for this driver"))?;
-        let class = source.volume_attributes.as_ref().and_then(|a| a.get(SECRET_PROVIDER_CLASS));
+        let class = source
+            .volume_attributes
+            .as_ref()
+            .and_then(|a| a.get(SECRET_PROVIDER_CLASS));
         if class != Some(&record.class) {
             return Err(Skip::Mismatch("secretProviderClass"));
         }

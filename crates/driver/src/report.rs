@@ -62,13 +62,22 @@ impl Reporter {
                 self.metrics.publish_ok(provider, took);
                 tracing::info!(provider, "volume published");
             }
-            Ok(Outcome::Unchanged { .. }) => tracing::debug!("volume already published, no refresh due"),
-            Ok(Outcome::Refreshed { provider, changed, took }) => {
+            Ok(Outcome::Unchanged { .. }) => {
+                tracing::debug!("volume already published, no refresh due")
+            }
+            Ok(Outcome::Refreshed {
+                provider,
+                changed,
+                took,
+            }) => {
                 self.metrics.rotation(provider, *changed, *took);
                 tracing::info!(provider, changed, "volume refreshed");
                 if let (true, Some(pod)) = (*changed, pod) {
-                    let note = format!("the content of the volume for SecretProviderClass {class} was refreshed");
-                    self.event(pod, false, events::MOUNT_ROTATION_COMPLETE, note).await;
+                    let note = format!(
+                        "the content of the volume for SecretProviderClass {class} was refreshed"
+                    );
+                    self.event(pod, false, events::MOUNT_ROTATION_COMPLETE, note)
+                        .await;
                 }
             }
             Ok(Outcome::RefreshFailed { provider, error }) => {
@@ -79,12 +88,14 @@ impl Reporter {
                     let note = format!(
                         "refreshing the content of the volume for SecretProviderClass {class} failed, the previous content is kept: {error}"
                     );
-                    self.event(pod, true, events::MOUNT_ROTATION_FAILED, note).await;
+                    self.event(pod, true, events::MOUNT_ROTATION_FAILED, note)
+                        .await;
                 }
             }
             Err(Failure { provider, error }) => {
                 if error.reason() != Reason::OperationInProgress {
-                    self.metrics.publish_error(provider, error.reason().as_str());
+                    self.metrics
+                        .publish_error(provider, error.reason().as_str());
                 }
                 log_failure(error, "publish");
             }

@@ -40,7 +40,9 @@ pub enum Error {
     },
     /// A component below the kubelet directory is a symbolic link (or not a
     /// directory).
-    #[error("target path {path:?} has a symbolic link or a non-directory in it; refusing to follow it")]
+    #[error(
+        "target path {path:?} has a symbolic link or a non-directory in it; refusing to follow it"
+    )]
     Symlink {
         /// The path.
         path: String,

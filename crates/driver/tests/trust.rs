@@ -59,8 +59,12 @@ fn mount_tmpfs(at: &Path) {
 fn plant_lookalikes(env: &Env, pod_uid: &str, victim: &Path) -> Vec<PathBuf> {
     let root = &env.kubelet_root;
     let dirs = vec![
-        root.join(format!("pods/{pod_uid}/volumes/kubernetes.io~empty-dir/cache")),
-        root.join(format!("pods/{pod_uid}/volumes/kubernetes.io~csi/forged/mount")),
+        root.join(format!(
+            "pods/{pod_uid}/volumes/kubernetes.io~empty-dir/cache"
+        )),
+        root.join(format!(
+            "pods/{pod_uid}/volumes/kubernetes.io~csi/forged/mount"
+        )),
     ];
     let forged = serde_json::json!({
         "volume_id": "csi-forged", "readonly": true, "mount_group": 0,
@@ -93,7 +97,8 @@ async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> a
     ])
     .await?;
     env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider.set(Behavior::files(&[("a", b"real", 0o644)], &[("a", "1")]));
+    env.provider
+        .set(Behavior::files(&[("a", b"real", 0o644)], &[("a", "1")]));
     let pod = env.pod("real", "spc").await?;
     env.publish(&pod).await??;
     let victim = tempfile::tempdir()?;
@@ -105,28 +110,45 @@ async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> a
 
     // Let the refresh loop make several passes over this node.
     let start = env.provider.requests().len();
-    wait_for("three refresh-loop passes", Duration::from_secs(30), Duration::from_millis(100), || {
-        let n = env.provider.requests().len();
-        async move { Ok((n >= start + 3).then_some(())) }
-    })
+    wait_for(
+        "three refresh-loop passes",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let n = env.provider.requests().len();
+            async move { Ok((n >= start + 3).then_some(())) }
+        },
+    )
     .await?;
 
     for (dir, snap) in planted.iter().zip(&before) {
         assert_eq!(&snapshot(dir), snap, "{} was changed", dir.display());
     }
-    assert_eq!(snapshot(victim.path()), victim_before, "a link was followed");
+    assert_eq!(
+        snapshot(victim.path()),
+        victim_before,
+        "a link was followed"
+    );
     for req in env.provider.requests() {
         let attrs: BTreeMap<String, String> = serde_json::from_str(&req.attributes)?;
         assert_eq!(attrs["csi.storage.k8s.io/pod.name"], "real");
         assert_eq!(attrs["csi.storage.k8s.io/serviceAccount.name"], "default");
         assert_eq!(attrs["secretProviderClass"], "spc");
-        assert!(req.target_path.ends_with("/volumes/kubernetes.io~csi/secrets/mount"), "{}", req.target_path);
+        assert!(
+            req.target_path
+                .ends_with("/volumes/kubernetes.io~csi/secrets/mount"),
+            "{}",
+            req.target_path
+        );
     }
     // Nothing extra appears inside the user's volume.
     let names: Vec<_> = std::fs::read_dir(env.target(&pod))?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
-    let mut names = names.into_iter().filter(|n| !n.starts_with("..20")).collect::<Vec<_>>();
+    let mut names = names
+        .into_iter()
+        .filter(|n| !n.starts_with("..20"))
+        .collect::<Vec<_>>();
     names.sort();
     assert_eq!(names, ["..data", "a"]);
     for dir in &planted {
@@ -139,41 +161,74 @@ async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> a
 async fn targets_outside_kubelets_csi_shape_or_through_links_are_refused() -> anyhow::Result<()> {
     let env = Env::start(&[]).await?;
     env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider.set(Behavior::files(&[("a", b"x", 0o644)], &[("a", "1")]));
+    env.provider
+        .set(Behavior::files(&[("a", b"x", 0o644)], &[("a", "1")]));
     let pod = env.pod("p", "spc").await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let outside = tempfile::tempdir()?;
-    let emptydir = env.kubelet_root.join(format!("pods/{uid}/volumes/kubernetes.io~empty-dir/data"));
+    let emptydir = env
+        .kubelet_root
+        .join(format!("pods/{uid}/volumes/kubernetes.io~empty-dir/data"));
     std::fs::create_dir_all(&emptydir)?;
     for target in [
         outside.path().join("mount"),
         emptydir.clone(),
-        env.kubelet_root.join(format!("pods/{uid}/volumes/kubernetes.io~csi/secrets/mount/../../x/mount")),
+        env.kubelet_root.join(format!(
+            "pods/{uid}/volumes/kubernetes.io~csi/secrets/mount/../../x/mount"
+        )),
     ] {
-        let mut req = env.kubelet.publish_request(&pod, "secrets", &TokenOptions::default()).await?;
+        let mut req = env
+            .kubelet
+            .publish_request(&pod, "secrets", &TokenOptions::default())
+            .await?;
         req.target_path = target.display().to_string();
         let status = env.kubelet.send_publish(req).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
-        assert!(status.message().contains("is not a kubelet CSI volume path"), "{}", status.message());
+        assert!(
+            status
+                .message()
+                .contains("is not a kubelet CSI volume path"),
+            "{}",
+            status.message()
+        );
         assert!(!target.join("..data").exists());
     }
-    assert_eq!(std::fs::read_dir(outside.path())?.count(), 0, "nothing created outside");
+    assert_eq!(
+        std::fs::read_dir(outside.path())?.count(),
+        0,
+        "nothing created outside"
+    );
     assert_eq!(common::mount_type(&emptydir), None);
 
     // A symlinked component: the pod's CSI volume directory points elsewhere.
     let target = env.target(&pod);
     let vol_dir = target.parent().expect("parent").to_path_buf();
-    let req = env.kubelet.publish_request(&pod, "secrets", &TokenOptions::default()).await?;
+    let req = env
+        .kubelet
+        .publish_request(&pod, "secrets", &TokenOptions::default())
+        .await?;
     std::fs::remove_dir_all(&vol_dir)?;
     std::os::unix::fs::symlink(outside.path(), &vol_dir)?;
     let status = env.kubelet.send_publish(req).await.expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
-    assert!(status.message().contains("symbolic link"), "{}", status.message());
-    assert_eq!(std::fs::read_dir(outside.path())?.count(), 0, "nothing created through the link");
+    assert!(
+        status.message().contains("symbolic link"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path())?.count(),
+        0,
+        "nothing created through the link"
+    );
     // Unpublish through the link is refused the same way and deletes nothing.
     std::fs::create_dir(outside.path().join("mount"))?;
     std::fs::write(outside.path().join("mount/keep"), "x")?;
-    let status = env.kubelet.unpublish(&pod, "secrets").await?.expect_err("refused");
+    let status = env
+        .kubelet
+        .unpublish(&pod, "secrets")
+        .await?
+        .expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     assert!(outside.path().join("mount/keep").exists());
     Ok(())
@@ -189,7 +244,8 @@ async fn a_full_volume_fails_the_refresh_and_keeps_the_last_good_content() -> an
     ])
     .await?;
     env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider.set(Behavior::files(&[("a", b"good", 0o644)], &[("a", "1")]));
+    env.provider
+        .set(Behavior::files(&[("a", b"good", 0o644)], &[("a", "1")]));
     let pod = env.pod("full", "spc").await?;
     env.publish(&pod).await??;
     let target = env.target(&pod);
@@ -198,11 +254,17 @@ async fn a_full_volume_fails_the_refresh_and_keeps_the_last_good_content() -> an
     // A provider that writes into the target itself (legacy style) fills it.
     let filler = vec![0u8; (3 << 20) - (600 << 10)];
     std::fs::write(target.join("filler"), &filler)?;
-    env.provider.set(Behavior::files(&[("a", &vec![b'n'; 900 << 10], 0o644)], &[("a", "2")]));
+    env.provider.set(Behavior::files(
+        &[("a", &vec![b'n'; 900 << 10], 0o644)],
+        &[("a", "2")],
+    ));
     env.publish(&pod).await??; // kubelet sees success; the refresh failed
     assert_eq!(std::fs::read(target.join("a"))?, b"good");
     let log = env.driver.log();
-    assert!(log.contains("refresh failed, keeping the current content"), "{log}");
+    assert!(
+        log.contains("refresh failed, keeping the current content"),
+        "{log}"
+    );
     assert!(log.contains("No space left on device"), "{log}");
     // Room again: the next refresh succeeds.
     std::fs::remove_file(target.join("filler"))?;
@@ -226,9 +288,14 @@ async fn the_class_interval_cannot_go_below_the_operator_floor() -> anyhow::Resu
         kube::Api::namespaced(env.client.clone(), &env.ns);
     let patch = serde_json::json!({"metadata": {"annotations": {
         "secrets-store.csi.k8s.io/rotation-poll-interval": "1ms"}}});
-    api.patch("spc", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
-        .await?;
-    env.provider.set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
+    api.patch(
+        "spc",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    env.provider
+        .set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
     let pod = env.pod("floor", "spc").await?;
     env.publish(&pod).await??;
     tokio::time::sleep(Duration::from_millis(50)).await; // well past the 1ms annotation
@@ -244,7 +311,10 @@ fn metric(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
     parse_metrics(text)
         .into_iter()
         .filter(|(n, labels, _)| {
-            n == name && want.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(v))
+            n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(v))
         })
         .map(|(_, _, v)| v)
         .sum()
@@ -252,22 +322,32 @@ fn metric(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_what_happened_a_refresh_is_not_a_publish() -> anyhow::Result<()> {
-    let env = Env::start(&["--enable-secret-rotation=true", "--rotation-poll-interval=0s"]).await?;
+    let env = Env::start(&[
+        "--enable-secret-rotation=true",
+        "--rotation-poll-interval=0s",
+    ])
+    .await?;
     env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider.set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
+    env.provider
+        .set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
     let (p1, p2) = (env.pod("m1", "spc").await?, env.pod("m2", "spc").await?);
     env.publish(&p1).await??;
     env.publish(&p2).await??;
     // A refresh that changes content, one that changes nothing, one that fails.
-    env.provider.set(Behavior::files(&[("a", b"2", 0o644)], &[("a", "2")]));
+    env.provider
+        .set(Behavior::files(&[("a", b"2", 0o644)], &[("a", "2")]));
     env.publish(&p1).await??;
     env.publish(&p1).await??;
-    env.provider.set(Behavior::Fail(Code::Internal, "backend down".into()));
+    env.provider
+        .set(Behavior::Fail(Code::Internal, "backend down".into()));
     env.publish(&p1).await??;
     // A missing class and an invalid request.
     let p3 = env.pod("m3", "absent").await?;
     env.publish(&p3).await?.expect_err("no class");
-    let mut bad = env.kubelet.publish_request(&p2, "secrets", &TokenOptions::default()).await?;
+    let mut bad = env
+        .kubelet
+        .publish_request(&p2, "secrets", &TokenOptions::default())
+        .await?;
     bad.target_path = "/tmp/elsewhere/mount".into();
     env.kubelet.send_publish(bad).await.expect_err("invalid");
     env.kubelet.unpublish(&p1, "secrets").await??;
@@ -276,12 +356,48 @@ async fn metrics_count_what_happened_a_refresh_is_not_a_publish() -> anyhow::Res
     let (_, text) = http_get(&env.metrics_url()?).await?;
     let fake = [("provider", "fake")];
     assert_eq!(metric(&text, "node_publish_total", &fake), 2.0, "{text}");
-    assert_eq!(metric(&text, "rotation_reconcile_total", &[("rotated", "true")]), 1.0, "{text}");
-    assert_eq!(metric(&text, "rotation_reconcile_total", &[("rotated", "false")]), 1.0, "{text}");
-    assert_eq!(metric(&text, "rotation_reconcile_error_total", &[("error_type", "GRPCProviderError")]), 1.0, "{text}");
-    assert_eq!(metric(&text, "node_publish_error_total", &[("error_type", "SecretProviderClassNotFound")]), 1.0, "{text}");
-    assert_eq!(metric(&text, "node_publish_error_total", &[("error_type", "InvalidRequest")]), 1.0, "{text}");
-    assert_eq!(metric(&text, "node_publish_error_total", &fake), 0.0, "a hidden refresh failure is not a publish error: {text}");
+    assert_eq!(
+        metric(&text, "rotation_reconcile_total", &[("rotated", "true")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "rotation_reconcile_total", &[("rotated", "false")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "rotation_reconcile_error_total",
+            &[("error_type", "GRPCProviderError")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "node_publish_error_total",
+            &[("error_type", "SecretProviderClassNotFound")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "node_publish_error_total",
+            &[("error_type", "InvalidRequest")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "node_publish_error_total", &fake),
+        0.0,
+        "a hidden refresh failure is not a publish error: {text}"
+    );
     assert_eq!(metric(&text, "node_unpublish_total", &[]), 2.0, "{text}");
     Ok(())
 }

@@ -22,7 +22,6 @@ pub fn unmount_all_under(dir: &Path) {
     }
 }
 
-
 /// One line of mountinfo, the fields the driver uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {

@@ -24,7 +24,11 @@ pub struct NodeService {
 
 impl NodeService {
     /// A Node service for node `node_id`.
-    pub fn new(node_id: impl Into<String>, publisher: Arc<Publisher>, reporter: Arc<Reporter>) -> Self {
+    pub fn new(
+        node_id: impl Into<String>,
+        publisher: Arc<Publisher>,
+        reporter: Arc<Reporter>,
+    ) -> Self {
         Self {
             node_id: node_id.into(),
             publisher,
@@ -34,7 +38,11 @@ impl NodeService {
 
     async fn publish(&self, req: csi::NodePublishVolumeRequest) -> Result<(), Status> {
         let started = Instant::now();
-        let class = req.volume_context.get(SECRET_PROVIDER_CLASS).cloned().unwrap_or_default();
+        let class = req
+            .volume_context
+            .get(SECRET_PROVIDER_CLASS)
+            .cloned()
+            .unwrap_or_default();
         let (pod, result) = match PublishRequest::from_csi(req, self.publisher.rules()) {
             Ok(req) => {
                 let pod = PodRef::from(&req.pod);
@@ -42,7 +50,9 @@ impl NodeService {
             }
             Err(e) => (None, Err(Failure::from(e))),
         };
-        self.reporter.publish(pod.as_ref(), &class, &result, started.elapsed()).await;
+        self.reporter
+            .publish(pod.as_ref(), &class, &result, started.elapsed())
+            .await;
         result.map(|_: Outcome| ()).map_err(|f| f.error.into())
     }
 }

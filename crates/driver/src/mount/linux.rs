@@ -45,8 +45,7 @@ impl Mounter for LinuxMounter {
             source,
         };
         let fd = target.open()?.ok_or_else(|| err(missing(target)))?;
-        nix::mount::umount2(&Target::fd_path(&fd), MntFlags::empty())
-            .map_err(|e| err(e.into()))?;
+        nix::mount::umount2(&Target::fd_path(&fd), MntFlags::empty()).map_err(|e| err(e.into()))?;
         tracing::debug!(target = %target.path().display(), "unmounted");
         Ok(())
     }

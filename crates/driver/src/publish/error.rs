@@ -54,7 +54,9 @@ pub enum Error {
         code: String,
     },
     /// The provider's answer is unusable (bad paths, modes, no versions).
-    #[error("failed to mount secrets store objects for pod {pod}, err: invalid provider response: {source}")]
+    #[error(
+        "failed to mount secrets store objects for pod {pod}, err: invalid provider response: {source}"
+    )]
     BadResponse {
         /// `namespace/name` of the pod.
         pod: String,
@@ -62,7 +64,9 @@ pub enum Error {
         source: super::response::ResponseError,
     },
     /// Writing the files failed (a full tmpfs lands here).
-    #[error("failed to mount secrets store objects for pod {pod}, err: failed to write files: {source}")]
+    #[error(
+        "failed to mount secrets store objects for pod {pod}, err: failed to write files: {source}"
+    )]
     Write {
         /// `namespace/name` of the pod.
         pod: String,

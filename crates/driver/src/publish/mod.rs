@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use secrets_store_atomic_writer::{AtomicWriter, Outcome as WriteOutcome, Ownership, Payload};
 
 pub use error::{Error, Reason};
-pub use policy::{Intervals, REFRESH_INTERVAL_ANNOTATION, REFRESH_TRIGGER_ANNOTATION, RefreshPolicy};
+pub use policy::{
+    Intervals, REFRESH_INTERVAL_ANNOTATION, REFRESH_TRIGGER_ANNOTATION, RefreshPolicy,
+};
 pub use request::{PublishRequest, UnpublishRequest};
 
 use crate::apiclient::LazyClient;
@@ -297,7 +299,10 @@ impl Publisher {
         let pod = req.pod_key();
         let response = self
             .providers
-            .mount(&class.provider, response::mount_request(req, &class.parameters))
+            .mount(
+                &class.provider,
+                response::mount_request(req, &class.parameters),
+            )
             .await
             .map_err(|source| Error::Provider {
                 pod: pod.clone(),
@@ -313,7 +318,9 @@ impl Publisher {
                 source,
             },
         })?;
-        let changed = self.write(req, checked.payload, mode == Mode::Resume).await?;
+        let changed = self
+            .write(req, checked.payload, mode == Mode::Resume)
+            .await?;
         let pod_ref = PodRef {
             name: req.pod.name.clone(),
             namespace: req.pod.namespace.clone(),
@@ -349,7 +356,12 @@ impl Publisher {
 
     /// Writes the payload atomically (off the async threads). An empty
     /// payload means the provider wrote the files itself (legacy mode).
-    async fn write(&self, req: &PublishRequest, payload: Payload, resume: bool) -> Result<bool, Error> {
+    async fn write(
+        &self,
+        req: &PublishRequest,
+        payload: Payload,
+        resume: bool,
+    ) -> Result<bool, Error> {
         let (target, pod) = (req.target.clone(), req.pod_key());
         let ownership = Ownership {
             group: req.mount_group,
@@ -359,7 +371,9 @@ impl Publisher {
                 remove_legacy_files(&target)?;
             }
             if payload.is_empty() {
-                tracing::info!("provider returned no files; it is expected to have written them itself");
+                tracing::info!(
+                    "provider returned no files; it is expected to have written them itself"
+                );
                 return Ok(true);
             }
             let outcome = AtomicWriter::new(target.path())
@@ -430,7 +444,10 @@ fn remove_legacy_files(target: &Target) -> Result<(), Error> {
     };
     for name in LEGACY_FILES {
         match nix::unistd::unlinkat(dir.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
-            Ok(()) => tracing::info!(file = name, "removed an older driver's state file from the volume"),
+            Ok(()) => tracing::info!(
+                file = name,
+                "removed an older driver's state file from the volume"
+            ),
             Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => {
                 return Err(Error::Target(target::Error::Io {

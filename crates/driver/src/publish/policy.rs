@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(p("1s").interval, Duration::from_secs(30), "floored");
         assert_eq!(p("0").interval, Duration::from_secs(30), "floored");
         assert_eq!(p("nonsense").interval, Duration::from_secs(120));
-        assert_eq!(RefreshPolicy::of(&class(&[]), INTERVALS).interval, Duration::from_secs(120));
+        assert_eq!(
+            RefreshPolicy::of(&class(&[]), INTERVALS).interval,
+            Duration::from_secs(120)
+        );
     }
 
     #[test]

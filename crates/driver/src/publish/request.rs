@@ -57,9 +57,12 @@ fn required<'a>(
 impl PublishRequest {
     /// Validates the CSI request, in upstream's order and with its messages.
     pub fn from_csi(req: csi::NodePublishVolumeRequest, rules: &Rules) -> Result<Self, Error> {
-        let capability = req.volume_capability.as_ref().ok_or(Error::InvalidArgument(
-            "Volume capability missing in request",
-        ))?;
+        let capability = req
+            .volume_capability
+            .as_ref()
+            .ok_or(Error::InvalidArgument(
+                "Volume capability missing in request",
+            ))?;
         if req.volume_id.is_empty() {
             return Err(Error::InvalidArgument("Volume ID missing in request"));
         }

@@ -122,12 +122,24 @@ mod tests {
     #[test]
     fn checks_in_order_with_messages() {
         let cases = [
-            (response(&[("a", 0o644)], 1, "Throttled"), "mount request failed with provider error code Throttled"),
+            (
+                response(&[("a", 0o644)], 1, "Throttled"),
+                "mount request failed with provider error code Throttled",
+            ),
             (response(&[("a", 0o644)], 0, ""), "missing object versions"),
-            (response(&[("/etc/x", 0o644)], 1, ""), "invalid file path \"/etc/x\""),
-            (response(&[("a/../../x", 0o644)], 1, ""), "invalid file path"),
+            (
+                response(&[("/etc/x", 0o644)], 1, ""),
+                "invalid file path \"/etc/x\"",
+            ),
+            (
+                response(&[("a/../../x", 0o644)], 1, ""),
+                "invalid file path",
+            ),
             (response(&[("a", 0o4755)], 1, ""), "invalid mode"),
-            (response(&[("a", 0o644), ("a", 0o644)], 1, ""), "duplicate file path"),
+            (
+                response(&[("a", 0o644), ("a", 0o644)], 1, ""),
+                "duplicate file path",
+            ),
         ];
         for (resp, want) in cases {
             let err = check(resp).expect_err(want);

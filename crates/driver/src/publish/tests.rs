@@ -122,14 +122,20 @@ fn request_debug_output_hides_tokens_and_secrets() {
     r.volume_context
         .insert(SERVICE_ACCOUNT_TOKENS.into(), "canary-token".into());
     r.secrets.insert("key".into(), "canary-secret".into());
-    let printed = format!("{:?}", PublishRequest::from_csi(r, &rules()).expect("valid"));
+    let printed = format!(
+        "{:?}",
+        PublishRequest::from_csi(r, &rules()).expect("valid")
+    );
     assert!(!printed.contains("canary"), "{printed}");
 }
 
 #[test]
 fn targets_outside_kubelets_shape_or_of_another_pod_are_invalid() {
     for (target, want) in [
-        ("/tmp/csi/mount".to_string(), "is not a kubelet CSI volume path"),
+        (
+            "/tmp/csi/mount".to_string(),
+            "is not a kubelet CSI volume path",
+        ),
         (
             "/var/lib/kubelet/pods/other/volumes/kubernetes.io~csi/v/mount".to_string(),
             "Target path does not belong to the pod in the volume context",
@@ -147,8 +153,16 @@ fn targets_outside_kubelets_shape_or_of_another_pod_are_invalid() {
 fn modes_follow_the_mount_and_the_record() {
     let mut r = record("/t");
     assert_eq!(Mode::of(false, None), Mode::First);
-    assert_eq!(Mode::of(false, Some(&r)), Mode::First, "a record without a mount is stale");
-    assert_eq!(Mode::of(true, None), Mode::Resume, "interrupted, or an older driver's volume");
+    assert_eq!(
+        Mode::of(false, Some(&r)),
+        Mode::First,
+        "a record without a mount is stale"
+    );
+    assert_eq!(
+        Mode::of(true, None),
+        Mode::Resume,
+        "interrupted, or an older driver's volume"
+    );
     assert_eq!(Mode::of(true, Some(&r)), Mode::Refresh);
     r.phase = Phase::Publishing;
     assert_eq!(Mode::of(true, Some(&r)), Mode::Resume);
@@ -187,7 +201,11 @@ impl Fixture {
             Store::open(dir.path().join("state")).expect("store"),
             LazyClient::new(dir.path().join("no-kubeconfig").display().to_string()),
         );
-        Self { dir, mounter, publisher }
+        Self {
+            dir,
+            mounter,
+            publisher,
+        }
     }
 
     fn request(&self, gid: Option<u32>) -> PublishRequest {
@@ -206,7 +224,10 @@ async fn first_mount_creates_the_target_and_mounts_a_bounded_tmpfs() {
     f.publisher.prepare(&req).await.expect("prepare");
     assert!(req.target.path().is_dir());
     let options = f.mounter.mounted(&req.target).expect("mounted");
-    assert_eq!(options.data(), format!("size={},mode=0750,gid=2000", 4 << 20));
+    assert_eq!(
+        options.data(),
+        format!("size={},mode=0750,gid=2000", 4 << 20)
+    );
 }
 
 #[tokio::test]
@@ -216,8 +237,14 @@ async fn a_failed_mount_removes_only_the_directory_it_created() {
     f.mounter.fail_mounts(true);
     let err = f.publisher.prepare(&req).await.expect_err("injected");
     assert_eq!(err.reason(), Reason::FailedToMount);
-    assert!(!req.target.path().exists(), "created by this call, so removed");
-    assert!(req.target.path().parent().expect("parent").is_dir(), "kubelet's dir stays");
+    assert!(
+        !req.target.path().exists(),
+        "created by this call, so removed"
+    );
+    assert!(
+        req.target.path().parent().expect("parent").is_dir(),
+        "kubelet's dir stays"
+    );
 }
 
 #[tokio::test]
@@ -238,8 +265,15 @@ async fn republish_of_a_published_volume_without_rotation_touches_nothing() {
     let mut r = record(&req.target.path().display().to_string());
     r.provider = "vault".into();
     f.publisher.store().save(&req.target, &r).expect("save");
-    let outcome = f.publisher.publish(req.clone()).await.expect("no API needed");
-    assert!(matches!(outcome, Outcome::Unchanged { ref provider } if provider == "vault"), "{outcome:?}");
+    let outcome = f
+        .publisher
+        .publish(req.clone())
+        .await
+        .expect("no API needed");
+    assert!(
+        matches!(outcome, Outcome::Unchanged { ref provider } if provider == "vault"),
+        "{outcome:?}"
+    );
     assert!(f.mounter.mounted(&req.target).is_some());
 }
 
@@ -247,7 +281,11 @@ async fn republish_of_a_published_volume_without_rotation_touches_nothing() {
 async fn first_publish_without_api_access_fails_before_touching_the_target() {
     let f = Fixture::new(true);
     let req = f.request(None);
-    let failure = f.publisher.publish(req.clone()).await.expect_err("no kubeconfig");
+    let failure = f
+        .publisher
+        .publish(req.clone())
+        .await
+        .expect_err("no kubeconfig");
     assert_eq!(failure.error.reason(), Reason::KubernetesApiError);
     assert_eq!(failure.error.code(), tonic::Code::Unavailable);
     assert!(!req.target.path().exists());
@@ -262,17 +300,26 @@ async fn unpublish_unmounts_removes_the_directory_and_forgets_the_volume() {
     f.publisher.prepare(&req).await.expect("prepare");
     f.publisher
         .store()
-        .save(&req.target, &record(&req.target.path().display().to_string()))
+        .save(
+            &req.target,
+            &record(&req.target.path().display().to_string()),
+        )
         .expect("save");
     let unpublish = UnpublishRequest {
         volume_id: "csi-1".into(),
         target: req.target.clone(),
     };
-    f.publisher.unpublish(unpublish.clone()).await.expect("unpublish");
+    f.publisher
+        .unpublish(unpublish.clone())
+        .await
+        .expect("unpublish");
     assert!(f.mounter.mounted(&req.target).is_none());
     assert!(!req.target.path().exists());
     assert_eq!(f.publisher.store().load(&req.target).expect("load"), None);
-    f.publisher.unpublish(unpublish).await.expect("already gone is success");
+    f.publisher
+        .unpublish(unpublish)
+        .await
+        .expect("already gone is success");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub use record::{MAX_RECORD_BYTES, PodInfo, Phase, RECORD_VERSION, RecordError, VolumeRecord};
+pub use record::{MAX_RECORD_BYTES, Phase, PodInfo, RECORD_VERSION, RecordError, VolumeRecord};
 
 use crate::target::{Rules, Target};
 
@@ -39,7 +39,7 @@ pub enum Error {
     },
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |source| Error::Io {
         path: path.display().to_string(),
         op,
@@ -137,15 +137,18 @@ impl Store {
                 continue;
             }
             let loaded = read_record(&path).and_then(|r| {
-                let record = r.ok_or_else(|| io("read", &path)(std::io::ErrorKind::NotFound.into()))?;
-                let target = rules.parse(&record.target).map_err(|e| {
-                    io("parse target", &path)(std::io::Error::other(e.to_string()))
-                })?;
+                let record =
+                    r.ok_or_else(|| io("read", &path)(std::io::ErrorKind::NotFound.into()))?;
+                let target = rules
+                    .parse(&record.target)
+                    .map_err(|e| io("parse target", &path)(std::io::Error::other(e.to_string())))?;
                 Ok((target, record))
             });
             match loaded {
                 Ok((target, record)) if self.path(&target) == path => out.push((target, record)),
-                Ok(_) => tracing::warn!(path = %path.display(), "volume record under the wrong name, skipped"),
+                Ok(_) => {
+                    tracing::warn!(path = %path.display(), "volume record under the wrong name, skipped")
+                }
                 Err(e) => tracing::warn!(error = %e, "volume record skipped"),
             }
         }
@@ -196,7 +199,10 @@ mod tests {
         let r = record::tests::record(&t.path().display().to_string());
         store.save(&t, &r).expect("save");
         assert_eq!(store.load(&t).expect("load"), Some(r.clone()));
-        let mode = std::fs::metadata(store.dir()).expect("stat").permissions().mode();
+        let mode = std::fs::metadata(store.dir())
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         assert_eq!(store.list(&rules).expect("list"), vec![(t.clone(), r)]);
         store.remove(&t).expect("remove");
