@@ -1,6 +1,9 @@
-//! Mount syscalls (Linux), through `nix`. Both calls act on a descriptor
-//! of the target opened without following links (`/proc/self/fd/<n>`), so
-//! no path is resolved again between the check and the syscall.
+//! Mount syscalls (Linux), through `nix`. `mount` acts on a descriptor of
+//! the target opened without following links (`/proc/self/fd/<n>`), so no
+//! path is resolved again between the check and the syscall. `umount`
+//! cannot (an open descriptor keeps the mount busy): the target is
+//! resolved link-free first, the descriptor closed, and `umount2` gets the
+//! path with `UMOUNT_NOFOLLOW` (the components above it belong to kubelet).
 
 use nix::mount::{MntFlags, MsFlags};
 
@@ -44,13 +47,39 @@ impl Mounter for LinuxMounter {
             target: target.path().display().to_string(),
             source,
         };
-        let fd = target.open()?.ok_or_else(|| err(missing(target)))?;
-        nix::mount::umount2(&Target::fd_path(&fd), MntFlags::empty()).map_err(|e| err(e.into()))?;
+        drop(target.open()?.ok_or_else(|| err(missing(target)))?);
+        nix::mount::umount2(target.path(), MntFlags::UMOUNT_NOFOLLOW)
+            .map_err(|e| err(e.into()))?;
         tracing::debug!(target = %target.path().display(), "unmounted");
         Ok(())
     }
 
     fn is_mounted(&self, target: &Target) -> Result<bool, Error> {
         Ok(target.is_mount_point()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::Rules;
+
+    /// Needs root (the test suite runs as root, as the driver does).
+    #[test]
+    fn mounts_and_unmounts_through_the_target_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Rules::new(dir.path()).target("u", "v").expect("target");
+        std::fs::create_dir_all(t.path().parent().expect("parent")).expect("mkdir");
+        t.create().expect("create");
+        let m = LinuxMounter;
+        let options = TmpfsOptions { gid: Some(1234), size: 1 << 20 };
+        m.mount_tmpfs(&t, options).expect("mount");
+        assert!(m.is_mounted(&t).expect("check"));
+        let meta = std::fs::metadata(t.path()).expect("stat");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!((meta.gid(), meta.permissions().mode() & 0o7777), (1234, 0o750));
+        m.unmount(&t).expect("unmount");
+        assert!(!m.is_mounted(&t).expect("check"));
+        t.remove().expect("remove");
     }
 }
