@@ -66,6 +66,14 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the request itself is at fault (wrong shape, or a link on
+    /// the way): `InvalidArgument`, not a driver failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Shape { .. } | Error::Symlink { .. })
+    }
+}
+
 /// The target path rules of one node.
 #[derive(Debug, Clone)]
 pub struct Rules {

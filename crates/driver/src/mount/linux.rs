@@ -48,8 +48,7 @@ impl Mounter for LinuxMounter {
             source,
         };
         drop(target.open()?.ok_or_else(|| err(missing(target)))?);
-        nix::mount::umount2(target.path(), MntFlags::UMOUNT_NOFOLLOW)
-            .map_err(|e| err(e.into()))?;
+        nix::mount::umount2(target.path(), MntFlags::UMOUNT_NOFOLLOW).map_err(|e| err(e.into()))?;
         tracing::debug!(target = %target.path().display(), "unmounted");
         Ok(())
     }
@@ -72,12 +71,18 @@ mod tests {
         std::fs::create_dir_all(t.path().parent().expect("parent")).expect("mkdir");
         t.create().expect("create");
         let m = LinuxMounter;
-        let options = TmpfsOptions { gid: Some(1234), size: 1 << 20 };
+        let options = TmpfsOptions {
+            gid: Some(1234),
+            size: 1 << 20,
+        };
         m.mount_tmpfs(&t, options).expect("mount");
         assert!(m.is_mounted(&t).expect("check"));
         let meta = std::fs::metadata(t.path()).expect("stat");
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        assert_eq!((meta.gid(), meta.permissions().mode() & 0o7777), (1234, 0o750));
+        assert_eq!(
+            (meta.gid(), meta.permissions().mode() & 0o7777),
+            (1234, 0o750)
+        );
         m.unmount(&t).expect("unmount");
         assert!(!m.is_mounted(&t).expect("check"));
         t.remove().expect("remove");

@@ -136,6 +136,15 @@ impl Reason {
 }
 
 impl Error {
+    /// A target path the rules refuse, found directly or through a mount
+    /// call.
+    fn target_refusal(&self) -> bool {
+        match self {
+            Error::Target(e) | Error::Mount(mount::Error::Target(e)) => e.is_refusal(),
+            _ => false,
+        }
+    }
+
     /// The gRPC code kubelet receives.
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
@@ -143,9 +152,7 @@ impl Error {
             Error::InvalidArgument(_) | Error::MountGroup(_) | Error::NoClassName => {
                 Code::InvalidArgument
             }
-            Error::Target(target::Error::Shape { .. } | target::Error::Symlink { .. }) => {
-                Code::InvalidArgument
-            }
+            e if e.target_refusal() => Code::InvalidArgument,
             Error::NoPodInfo(_) => Code::FailedPrecondition,
             Error::NoKubeConfig(_) | Error::Status { .. } => Code::Unavailable,
             Error::Class(spc::Error::NotFound { .. }) => Code::NotFound,
@@ -176,10 +183,8 @@ impl Error {
             Error::InvalidArgument(_)
             | Error::MountGroup(_)
             | Error::NoClassName
-            | Error::NoPodInfo(_)
-            | Error::Target(target::Error::Shape { .. } | target::Error::Symlink { .. }) => {
-                Reason::InvalidRequest
-            }
+            | Error::NoPodInfo(_) => Reason::InvalidRequest,
+            e if e.target_refusal() => Reason::InvalidRequest,
             Error::Target(_) => Reason::FailedToEnsureMountPoint,
             Error::NoKubeConfig(_) | Error::Status { .. } => Reason::KubernetesApiError,
             Error::Class(_) => Reason::SecretProviderClassNotFound,
