@@ -4,11 +4,13 @@
 //! Identity and Node services ([`csi`]). A mount happens in [`publish`]:
 //! it reads the SecretProviderClass ([`spc`]), mounts a tmpfs ([`mount`]),
 //! asks the provider ([`provider`]), writes the files with the atomic writer
-//! and records the SecretProviderClassPodStatus ([`status`]), then syncs
-//! Kubernetes Secrets ([`sync`]). [`metrics`] and [`events`] report what
+//! and records the SecretProviderClassPodStatus ([`status`]). A node-scoped
+//! controller syncs Kubernetes Secrets from the mounted files ([`sync`]);
+//! [`apiserver`] makes the Kubernetes client. [`metrics`] and [`events`] report what
 //! happened. Flags are
 //! upstream's, parsed and validated in [`config`] before anything binds.
 
+pub mod apiserver;
 pub mod config;
 pub mod csi;
 pub mod events;

@@ -2,7 +2,7 @@
 //! socket until SIGTERM or SIGINT.
 
 use clap::Parser;
-use secrets_store_csi_driver::config::Flags;
+use secrets_store_csi_driver::config::{Config, Flags};
 use std::sync::Arc;
 
 use secrets_store_csi_driver::csi::controller::ControllerService;
@@ -13,7 +13,7 @@ use secrets_store_csi_driver::mount::linux::LinuxMounter;
 use secrets_store_csi_driver::provider::client::ClientConfig;
 use secrets_store_csi_driver::provider::{self, ProviderClients};
 use secrets_store_csi_driver::publish::{PublishConfig, Publisher};
-use secrets_store_csi_driver::{VERSION, server};
+use secrets_store_csi_driver::{VERSION, server, sync};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
 use secrets_store_proto::csi::v1::node_server::NodeServer;
@@ -80,6 +80,8 @@ async fn main() -> anyhow::Result<()> {
             config.rotation_poll_interval,
         ));
     }
+    // The publish pipeline will take this handle to ask for immediate passes.
+    let _sync_handle = start_secret_sync(&config, metrics.clone()).await;
     let node = NodeService::new(config.node_id.clone(), publisher);
     let routes = Routes::new(IdentityServer::new(identity))
         .add_service(NodeServer::new(node))
@@ -95,6 +97,29 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the secret sync controller when a Kubernetes client can be made
+/// (the driver serves CSI without one).
+async fn start_secret_sync(config: &Config, metrics: Arc<Metrics>) -> sync::SyncHandle {
+    let client = match secrets_store_csi_driver::apiserver::client(&config.kubeconfig).await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(error = %e, "secret sync disabled: no Kubernetes client");
+            return sync::SyncHandle::disconnected();
+        }
+    };
+    let (handle, trigger) = sync::trigger();
+    let limit = usize::try_from(config.tmpfs_size).unwrap_or(usize::MAX);
+    let files = sync::KubeletVolumes::new(&config.kubelet_dir, limit);
+    tokio::spawn(sync::run(
+        client,
+        sync::SyncConfig::from_config(config),
+        Arc::new(files),
+        metrics,
+        trigger,
+    ));
+    handle
 }
 
 /// klog-style verbosity mapped onto tracing levels: 0-3 info, 4 debug, 5+ trace.
