@@ -4,12 +4,15 @@
 
 mod common;
 
-use common::{Env, secret_data};
+use std::time::Duration;
+
+use common::{Env, http_get, parse_metrics, secret_data};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use secrets_store_crds::v1::SecretObject;
 use secrets_store_testkit::fake_provider::Behavior;
+use secrets_store_testkit::wait_for;
 
 /// Short resync so a repair is observable; retries are capped by it too.
 const RESYNC: &str = "--secret-sync-resync-interval=2s";
@@ -61,6 +64,26 @@ async fn a_synced_secret_deleted_by_hand_comes_back_within_one_resync() -> anyho
         1,
         "no new publish was needed"
     );
+    // The repair is counted, labelled with the installed provider.
+    let url = env.metrics_url()?;
+    wait_for(
+        "sync_k8s_secret_total{provider=\"fake\"} >= 2 (created, re-created)",
+        common::SYNC_TIMEOUT,
+        Duration::from_millis(100),
+        || async {
+            let (_, text) = http_get(&url).await?;
+            let synced: f64 = parse_metrics(&text)
+                .iter()
+                .filter(|(n, l, _)| {
+                    n == "sync_k8s_secret_total"
+                        && l.get("provider").map(String::as_str) == Some("fake")
+                })
+                .map(|(_, _, v)| v)
+                .sum();
+            Ok((synced >= 2.0).then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }
 
