@@ -1,7 +1,7 @@
 //! The secret sync controller in-process, against the real API server, with
 //! a fake [`MountedFiles`]: a status object never chooses which volume's
 //! files are read, or into which namespace they go; the publish path's
-//! trigger starts a pass at once.
+//! trigger starts a pass at once, and a rotation is reported on the pod.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::secret_data;
+use common::{SYNC_TIMEOUT, secret_data, wait_pod_event};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -135,13 +135,25 @@ fn start(v: &Volume, node: &str, resync: Duration, files: Arc<FakeFiles>) -> Syn
     handle
 }
 
-async fn wait_secret(v: &Volume, name: &str) -> anyhow::Result<Secret> {
+async fn wait_secret(v: &Volume, name: &str, password: &[u8]) -> anyhow::Result<Secret> {
     let api: Api<Secret> = Api::namespaced(v.client.clone(), &v.ns);
     wait_for(
-        &format!("secret {name}"),
-        Duration::from_secs(20),
+        &format!(
+            "secret {name} with password {:?}",
+            String::from_utf8_lossy(password)
+        ),
+        SYNC_TIMEOUT,
         Duration::from_millis(100),
-        || async { Ok(api.get_opt(name).await?) },
+        || async {
+            let secret = api.get_opt(name).await?;
+            Ok(secret.filter(|s| {
+                s.data
+                    .as_ref()
+                    .and_then(|d| d.get("password"))
+                    .map(|p| &p.0[..])
+                    == Some(password)
+            }))
+        },
     )
     .await
 }
@@ -168,8 +180,7 @@ async fn a_status_object_in_another_namespace_reads_nothing() -> anyhow::Result<
     .await?;
     start(&victim, &node, Duration::from_secs(1), files.clone());
 
-    let synced = wait_secret(&victim, "synced").await?;
-    assert_eq!(synced.data.unwrap_or_default()["password"].0, b"s3cret");
+    wait_secret(&victim, "synced", b"s3cret").await?;
     // A second pass of the honest volume (one resync later): the forged
     // object has had its pass by then.
     wait_for(
@@ -192,7 +203,7 @@ async fn a_status_object_in_another_namespace_reads_nothing() -> anyhow::Result<
 }
 
 #[tokio::test]
-async fn the_publish_trigger_starts_a_pass_at_once() -> anyhow::Result<()> {
+async fn the_publish_trigger_starts_a_pass_and_rotations_are_reported() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let files = Arc::new(FakeFiles::default());
     let v = published_pod(cp, &files).await?;
@@ -202,11 +213,27 @@ async fn the_publish_trigger_starts_a_pass_at_once() -> anyhow::Result<()> {
     status(&v, &v.ns, &name, "c", &node).await?;
     // An hour's resync: only the trigger can bring a deleted Secret back.
     let handle = start(&v, &node, Duration::from_secs(3600), files.clone());
-    wait_secret(&v, "synced").await?;
+    wait_secret(&v, "synced", b"s3cret").await?;
     Api::<Secret>::namespaced(v.client.clone(), &v.ns)
         .delete("synced", &DeleteParams::default())
         .await?;
     handle.changed(&v.ns, &name);
-    wait_secret(&v, "synced").await?;
+    wait_secret(&v, "synced", b"s3cret").await?;
+
+    // Rotated content: the triggered pass updates the Secret and says so.
+    files.volumes.lock().expect("lock").insert(
+        (v.uid.clone(), v.target.clone()),
+        [("pw".to_string(), b"rotated".to_vec())].into(),
+    );
+    handle.changed(&v.ns, &name);
+    wait_secret(&v, "synced", b"rotated").await?;
+    let note = wait_pod_event(&v.client, &v.ns, "app", "SecretRotationComplete", &[]).await?;
+    assert_eq!(
+        note,
+        format!(
+            "secrets {}/synced were updated with the rotated content of the volume",
+            v.ns
+        )
+    );
     Ok(())
 }

@@ -175,15 +175,7 @@ impl Env {
 
     /// Events about pod `pod`: (reason, note).
     pub async fn events_for(&self, pod: &str) -> anyhow::Result<Vec<(String, String)>> {
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        Ok(api
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
-            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-            .collect())
+        pod_events(&self.client, &self.ns, pod).await
     }
 
     /// Waits (sync is asynchronous) for an event about `pod` with `reason`
@@ -194,17 +186,7 @@ impl Env {
         reason: &str,
         words: &[&str],
     ) -> anyhow::Result<String> {
-        secrets_store_testkit::wait_for(
-            &format!("event {reason} on {pod} mentioning {words:?}"),
-            SYNC_TIMEOUT,
-            Duration::from_millis(100),
-            || async {
-                Ok(self.events_for(pod).await?.into_iter().find_map(|(r, n)| {
-                    (r == reason && words.iter().all(|w| n.contains(w))).then_some(n)
-                }))
-            },
-        )
-        .await
+        wait_pod_event(&self.client, &self.ns, pod, reason, words).await
     }
 
     /// Waits (sync is asynchronous) for Secret `name` to exist and satisfy
@@ -278,6 +260,48 @@ impl Drop for Env {
         // Volumes a test did not unpublish must not stay mounted.
         secrets_store_testkit::mounts::unmount_all_under(self._dir.path());
     }
+}
+
+/// Events about pod `ns/pod`: (reason, note).
+pub async fn pod_events(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect())
+}
+
+/// Waits for an event about pod `ns/pod` with `reason` whose note contains
+/// every one of `words`; returns the note.
+pub async fn wait_pod_event(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    reason: &str,
+    words: &[&str],
+) -> anyhow::Result<String> {
+    secrets_store_testkit::wait_for(
+        &format!("event {reason} on {pod} mentioning {words:?}"),
+        SYNC_TIMEOUT,
+        Duration::from_millis(100),
+        || async {
+            Ok(pod_events(client, ns, pod)
+                .await?
+                .into_iter()
+                .find_map(|(r, n)| {
+                    (r == reason && words.iter().all(|w| n.contains(w))).then_some(n)
+                }))
+        },
+    )
+    .await
 }
 
 /// Whether `path` is a mount point, and of which filesystem type.
