@@ -77,7 +77,7 @@ impl Env {
                 format!("--sts-endpoint={url}"),
                 format!("--ecs-metadata-endpoint={url}"),
                 "--region=cn-test".into(),
-                "-v=5".into(),
+                "-v=10".into(),
             ],
             &env,
             &providers.path().join("provider.log"),
