@@ -170,11 +170,12 @@ install_csi_liveness_probe() {
 }
 
 # The real upstream Alibaba Cloud provider, a differential peer, built offline
-# (vendored) from the archive kept in ../shared/peers beside the clone.
+# (vendored) from the archive kept in ../shared/peers beside the clone
+# ($SSCSI_PEERS_DIR overrides that directory).
 install_upstream_alibaba_provider() {
   local v=$ALIBABA_PROVIDER_VERSION name=upstream-alibaba-provider
   local d=$ROOT/$name/$v
-  local archive=$HACK/../../shared/peers/secrets-store-csi-driver-provider-alibaba-cloud-$v.tar.gz
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-provider-alibaba-cloud-$v.tar.gz
   if ! is_done "$name" "$v"; then
     [ -f "$archive" ] || { log "missing $archive"; return 1; }
     log "building $name $v from $(basename "$archive")"

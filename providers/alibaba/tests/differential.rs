@@ -19,6 +19,9 @@ use support::{Backend, Kind, Peer, REGION};
 use tonic::transport::Channel;
 
 const USER: &str = "acs:ram::111:user/alice";
+/// The JSON secret of the seed's jmesPath example (plus a number and a map).
+const TEST_JSON: &str =
+    r#"{"username":"testuser","password":"testpassword","count":1,"nested":{"k":"v"}}"#;
 const BOB: &str = "acs:ram::111:user/bob";
 const ENV_AK: &[(&str, &str)] = &[
     ("ACCESS_KEY_ID", "AKID-ALICE"),
@@ -52,6 +55,13 @@ enum Expect {
     BothFail {
         code: tonic::Code,
         substance: &'static [&'static str],
+    },
+    /// Both fail, with different messages (an expected difference, `why`).
+    FailDiffers {
+        why: &'static str,
+        code: tonic::Code,
+        ours: &'static str,
+        upstream: &'static str,
     },
     /// Only upstream fails (an expected difference, `why`); its message
     /// holds `substance`.
@@ -110,11 +120,7 @@ fn emulator_state(e: &Emulator) {
     e.add_access_key("AKID-ALICE", "alice-secret", USER);
     e.add_access_key("AKID-BOB", "bob-secret", BOB);
     e.add_secret("MySecret", "v1", "my-secret-value");
-    e.add_secret(
-        "test",
-        "t1",
-        r#"{"username":"testuser","password":"testpassword","n":1,"nested":{"k":"v"}}"#,
-    );
+    e.add_secret("test", "t1", TEST_JSON);
     e.add_secret("text", "x1", "not json");
     e.add_binary_secret("blob", "b1", &[0, 1, 254, 255, 10]);
     e.add_secret("pinned", "p1", "old");
@@ -199,6 +205,17 @@ fn judge(case: &Case, ours: Outcome, upstream: Outcome) -> Option<String> {
                 format!("{name}: ours {oc:?} {om:?}, upstream {uc:?} {um:?}; missing {missing:?}")
             })
         }
+        (
+            Expect::FailDiffers {
+                why,
+                code,
+                ours,
+                upstream,
+            },
+            Err((oc, om)),
+            Err((_, um)),
+        ) => (oc != *code || !om.contains(ours) || !um.contains(upstream))
+            .then(|| format!("{name} ({why}): ours {oc:?} {om:?}, upstream {um:?}")),
         (Expect::OnlyUpstreamFails { why, substance }, Ok(_), Err((_, um))) => {
             (!um.contains(substance)).then(|| format!("{name} ({why}): upstream said {um:?}"))
         }
@@ -253,7 +270,7 @@ fn table() -> Vec<Case> {
         case("translation custom", "- objectName: team/app/key\n", Same)
             .params(&[("pathTranslation", "-")]),
         case("translation off", "- objectName: team/app/key\n", Same).params(OFF),
-        case("translation off, leading slash", "- objectName: x\n  objectAlias: /dir/file\n", Same).params(OFF),
+        case("translation off, leading slash", "- objectName: MySecret\n  objectAlias: /dir/file\n", Same).params(OFF),
         case(
             "translation off, name with 'ab'",
             "- objectName: ab/c\n",
@@ -290,11 +307,43 @@ fn table() -> Vec<Case> {
         case("jmesPath without path", "- objectName: test\n  jmesPath:\n    - objectAlias: x\n", fail(Code::InvalidArgument, &["path must be specified for JMES object"])),
         case("jmesPath without alias", "- objectName: test\n  jmesPath:\n    - path: x\n", fail(Code::InvalidArgument, &["object alias must be specified for JMES object"])),
         case("duplicate name", "- objectName: a\n- objectName: a\n", fail(Code::InvalidArgument, &["duplicate object name: a (type: kms)"])),
-        case("duplicate alias", "- objectName: a\n- objectName: b\n  objectAlias: a\n", fail(Code::InvalidArgument, &["duplicate object alias: a"])),
+        case(
+            "duplicate alias",
+            "- objectName: MySecret\n  objectAlias: a\n- objectName: blob\n  objectAlias: a\n",
+            fail(Code::InvalidArgument, &["duplicate object alias: a"]),
+        ),
+        case(
+            "alias equal to another object's name",
+            "- objectName: MySecret\n- objectName: blob\n  objectAlias: MySecret\n",
+            OnlyOursFails {
+                why: "upstream compares aliases only with aliases, so two objects may answer the same file path",
+                code: Code::InvalidArgument,
+                substance: "duplicate object alias: MySecret",
+            },
+        ),
         case(
             "duplicate jmesPath alias",
+            "- objectName: test\n  jmesPath:\n    - {path: username, objectAlias: u}\n- objectName: MySecret\n  jmesPath:\n    - {path: x, objectAlias: u}\n",
+            fail(Code::InvalidArgument, &["duplicate JMES path object alias: u"]),
+        ),
+        case(
+            "jmesPath alias equal to an object file",
             "- objectName: test\n  jmesPath:\n    - {path: username, objectAlias: test}\n",
-            fail(Code::InvalidArgument, &["duplicate JMES path object alias: test"]),
+            OnlyOursFails {
+                why: "upstream compares jmesPath aliases only with each other, so a key may answer its parent's file path",
+                code: Code::InvalidArgument,
+                substance: "duplicate JMES path object alias: test",
+            },
+        ),
+        case(
+            "YAML 1.1 boolean as a path",
+            "- objectName: test\n  jmesPath:\n    - {path: n, objectAlias: x}\n",
+            FailDiffers {
+                why: "upstream reads YAML 1.1, where an unquoted `n` is the boolean false (path \"false\"); we read YAML 1.2 (path \"n\")",
+                code: Code::InvalidArgument,
+                ours: "jmes path - n for object alias - x does not point to a valid object",
+                upstream: "jmes path - false for object alias - x does not point to a valid object",
+            },
         ),
         case("traversal", "- objectName: ../../etc/passwd\n", fail(Code::InvalidArgument, &["path can not contain ../"])).params(OFF),
         case("not YAML", "- objectName: [unclosed\n", fail(Code::InvalidArgument, &["failed to load SecretProviderClass"])),
@@ -315,8 +364,8 @@ fn table() -> Vec<Case> {
         ),
         case(
             "jmesPath not a string",
-            "- objectName: test\n  jmesPath:\n    - {path: n, objectAlias: x}\n",
-            fail(Code::InvalidArgument, &["invalid JMES search result type for path n; only string is allowed"]),
+            "- objectName: test\n  jmesPath:\n    - {path: count, objectAlias: x}\n",
+            fail(Code::InvalidArgument, &["invalid JMES search result type for path count; only string is allowed"]),
         ),
     ]
 }
@@ -444,10 +493,7 @@ async fn our_driver_publishes_through_the_upstream_provider() -> anyhow::Result<
     secrets_store_testkit::mounts::unmount_all_under(kubelet_root.path());
     let want: BTreeMap<String, Vec<u8>> = [
         ("MySecret", "my-secret-value"),
-        (
-            "test",
-            r#"{"username":"testuser","password":"testpassword","n":1,"nested":{"k":"v"}}"#,
-        ),
+        ("test", TEST_JSON),
         ("MySecretUsername", "testuser"),
         ("app_param", "param-value-2"),
     ]
