@@ -4,6 +4,8 @@
 //! The driver binary is a parameter: today the upstream Go driver (v1.6.0);
 //! our own driver is added to [`drivers`] when its publish path lands.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use secrets_store_alibaba_emulator::Emulator;
 use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
 use secrets_store_testkit::driver::DriverProcess;
 use secrets_store_testkit::process::{Process, free_port};
-use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools, wait_for};
+use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const OIDC_PROVIDER: &str = "acs:ram::111:oidc-provider/ack-rrsa-test";
@@ -82,17 +84,7 @@ impl Env {
             &env,
             &providers.path().join("provider.log"),
         )?;
-        let socket = providers.path().join("alibabacloud.sock");
-        wait_for(
-            "the provider socket",
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                let exists = socket.exists();
-                async move { Ok(exists.then_some(())) }
-            },
-        )
-        .await?;
+        support::wait_for_socket(&providers.path().join("alibabacloud.sock")).await?;
         let driver = DriverProcess::start(
             driver,
             &[

@@ -109,6 +109,20 @@ fn env_ak() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+const PROVIDER_ROLE: &str = "acs:ram::111:role/provider";
+
+/// Env AK of alice plus `ALICLOUD_ROLE_ARN` (the RAM-role method).
+fn ram_role_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = env_ak();
+    env.push(("ALICLOUD_ROLE_ARN", PROVIDER_ROLE));
+    env
+}
+
+fn alice_assumes_the_provider_role(emu: &Emulator) {
+    alice(emu);
+    emu.add_role(PROVIDER_ROLE, &[USER]);
+}
+
 fn alice(emu: &Emulator) {
     emu.add_access_key("AKID-ALICE", "alice-secret", USER);
 }
@@ -636,20 +650,12 @@ async fn node_publish_secret_beats_env_and_cross_account_assumes_a_role() {
 
 #[tokio::test]
 async fn ram_role_and_provider_rrsa() {
-    let role = "acs:ram::111:role/provider";
-    let mut h = harness(
-        &[
-            ("ACCESS_KEY_ID", "AKID-ALICE"),
-            ("SECRET_ACCESS_KEY", "alice-secret"),
-            ("ALICLOUD_ROLE_ARN", role),
-        ],
-        |e| {
-            alice(e);
-            e.add_role(role, &[USER]);
-            e.add_secret("s", "1", "v");
-            e.restrict("s", &[role]);
-        },
-    )
+    let role = PROVIDER_ROLE;
+    let mut h = harness(&ram_role_env(), |e| {
+        alice_assumes_the_provider_role(e);
+        e.add_secret("s", "1", "v");
+        e.restrict("s", &[role]);
+    })
     .await;
     for _ in 0..2 {
         mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
@@ -795,19 +801,7 @@ async fn same_key_id_with_a_wrong_secret_never_gets_the_owners_session_or_conten
 
 #[tokio::test]
 async fn hostile_endpoints_and_regions_are_refused_before_any_request() {
-    let role = "acs:ram::111:role/provider";
-    let mut h = harness(
-        &[
-            ("ACCESS_KEY_ID", "AKID-ALICE"),
-            ("SECRET_ACCESS_KEY", "alice-secret"),
-            ("ALICLOUD_ROLE_ARN", role),
-        ],
-        |e| {
-            alice(e);
-            e.add_role(role, &[USER]);
-        },
-    )
-    .await;
+    let mut h = harness(&ram_role_env(), alice_assumes_the_provider_role).await;
     let port = h.emu.addr().port();
     let endpoints = [
         (

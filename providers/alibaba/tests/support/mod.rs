@@ -74,6 +74,20 @@ impl Backend {
     }
 }
 
+/// Waits until a provider has created its socket.
+pub async fn wait_for_socket(socket: &Path) -> anyhow::Result<()> {
+    wait_for(
+        "the provider socket",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let exists = socket.exists();
+            async move { Ok(exists.then_some(())) }
+        },
+    )
+    .await
+}
+
 /// Which provider binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -134,18 +148,9 @@ impl Peer {
             &envs,
             &dir.path().join("provider.log"),
         )?;
-        let socket = dir.path().join("alibabacloud.sock");
-        wait_for(
-            "the provider socket",
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                let exists = socket.exists();
-                async move { Ok(exists.then_some(())) }
-            },
-        )
-        .await
-        .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
+        wait_for_socket(&dir.path().join("alibabacloud.sock"))
+            .await
+            .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
         Ok(Self { kind, process, dir })
     }
 
