@@ -23,6 +23,8 @@ use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools}
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const OIDC_PROVIDER: &str = "acs:ram::111:oidc-provider/ack-rrsa-test";
 const CANARY: &str = "canary-7f3e9b1c-secret-value";
+/// Valid base64 text, so a decoder error could quote it.
+const BINARY_CANARY: &str = "Y2FuYXJ5YmluYXJ5c2VjcmV0";
 
 /// The driver binaries every scenario runs against.
 /// Every flow runs with our driver and with the upstream Go driver v1.6.0.
@@ -282,9 +284,36 @@ async fn seed_examples_objects_versions_jmes_oos_translation_rotation() -> anyho
             .await??;
         assert_eq!(text(&files, "app/param"), "param-value-2");
 
+        // A binary secret the decoder refuses: the mount fails, and neither
+        // its bytes nor their base64 reach the error or the logs (-v=10).
+        env.spc("binary", &[("objects", "- objectName: blob\n")])
+            .await?;
+        env.emu.answer_next_raw(
+            200,
+            format!(
+                r#"{{"SecretData":"{BINARY_CANARY}!","SecretDataType":"binary","VersionId":"b2"}}"#
+            )
+            .as_bytes(),
+        );
+        let failed = env
+            .publish(
+                &TestPod::new(&env.ns, "binary", "binary"),
+                &TokenOptions::default(),
+            )
+            .await?
+            .expect_err("undecodable binary secret");
+        assert!(
+            failed
+                .message()
+                .contains("decode binary data error: invalid base64, key: blob")
+                && !failed.message().contains(BINARY_CANARY),
+            "{failed:?}"
+        );
+
         let logs = env.logs();
         assert!(
             !logs.contains(CANARY)
+                && !logs.contains(BINARY_CANARY)
                 && !logs.contains("testpassword")
                 && !logs.contains("alice-secret"),
             "secret in logs:\n{logs}"
