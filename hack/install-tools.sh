@@ -24,6 +24,7 @@ MOTO_VERSION=5.2.5
 SSCSI_VERSION=v1.6.0
 CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
+ALIBABA_PROVIDER_VERSION=0.6.0
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -168,6 +169,29 @@ install_csi_liveness_probe() {
   go_peer csi-liveness-probe github.com/kubernetes-csi/csi-lib-utils "$CSI_LIB_UTILS_VERSION"
 }
 
+# The real upstream Alibaba Cloud provider, a differential peer, built offline
+# (vendored) from the archive kept in ../shared/peers beside the clone
+# ($SSCSI_PEERS_DIR overrides that directory).
+install_upstream_alibaba_provider() {
+  local v=$ALIBABA_PROVIDER_VERSION name=upstream-alibaba-provider
+  local d=$ROOT/$name/$v
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-provider-alibaba-cloud-$v.tar.gz
+  if ! is_done "$name" "$v"; then
+    [ -f "$archive" ] || { log "missing $archive"; return 1; }
+    log "building $name $v from $(basename "$archive")"
+    rm -rf "$d/src"
+    mkdir -p "$d/src" "$d/bin"
+    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    (
+      cd "$d/src"
+      go build -mod=vendor -trimpath -ldflags="-s -X github.com/AliyunContainerService/secrets-store-csi-driver-provider-alibaba-cloud/server.Version=v$v" \
+        -o "$d/bin/$name" .
+    )
+    mark_done "$name" "$v"
+  fi
+  link "$name" "$d/bin/$name"
+}
+
 # Python tools: one venv per pinned set.
 install_python_tools() {
   local v=openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION d=$ROOT/python/openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION
@@ -188,7 +212,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

@@ -18,13 +18,17 @@
 //! (those names are the writer's own), bounded lengths. Files are only ever
 //! created inside a directory this writer just made, with `O_NOFOLLOW`
 //! semantics (`create_new`), so no path can escape the target through a
-//! symlink. This crate knows nothing of protos or Kubernetes.
+//! symlink. [`read`] reads a target back without following any symlink,
+//! within a byte limit. This crate knows nothing of protos or Kubernetes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+mod read;
+pub use read::{MAX_DEPTH, read};
 
 /// Name of the link to the current data directory.
 pub const DATA_DIR_LINK: &str = "..data";
@@ -58,6 +62,12 @@ pub enum Error {
         path: String,
         /// The mode given.
         mode: i64,
+    },
+    /// A read-back found more than its limit.
+    #[error("content exceeds the read limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, bytes.
+        limit: usize,
     },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
@@ -458,20 +468,6 @@ fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, (Vec<u8>, u32)>> {
         }
     }
     Ok(out)
-}
-
-/// Reads the current content of a target written by [`AtomicWriter`]:
-/// relative path → bytes. Empty when nothing was written yet.
-pub fn read(target: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
-    let link = target.join(DATA_DIR_LINK);
-    match std::fs::read_link(&link) {
-        Ok(name) => Ok(read_dir_files(&target.join(name))?
-            .into_iter()
-            .map(|(k, (c, _))| (k, c))
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(io("readlink", &link)(e)),
-    }
 }
 
 /// Whether `target` holds content written by [`AtomicWriter`].

@@ -99,7 +99,7 @@ fn first_write_lays_out_data_dir_and_links() {
     let data = std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("..data");
     let name = data.to_string_lossy();
     assert!(name.starts_with("..") && name.len() > 20, "{name}");
-    assert_eq!(read(dir.path()).expect("read back").len(), 2);
+    assert_eq!(read(dir.path(), 1 << 20).expect("read back").len(), 2);
 }
 
 #[test]
@@ -192,4 +192,66 @@ fn utc_stamps() {
     assert_eq!(utc_stamp(0), "1970_01_01_00_00_00");
     assert_eq!(utc_stamp(1_795_424_461), "2026_11_23_09_01_01");
     assert_eq!(utc_stamp(951_782_400), "2000_02_29_00_00_00");
+}
+
+#[test]
+fn read_back_follows_no_symlink_skips_specials_and_writer_entries() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let outside = tempfile::tempdir().expect("tmp");
+    std::fs::write(outside.path().join("secret"), "host secret").expect("write");
+    AtomicWriter::new(dir.path())
+        .write(&payload(&[("a", "1", 0o644), ("sub/b", "2", 0o644)]))
+        .expect("write");
+    let data = dir
+        .path()
+        .join(std::fs::read_link(dir.path().join(DATA_DIR_LINK)).expect("..data"));
+    // Planted inside the payload: a symlink to a file and one to a directory
+    // outside, and a FIFO that would block a naive reader.
+    std::os::unix::fs::symlink(outside.path().join("secret"), data.join("link")).expect("ln");
+    std::os::unix::fs::symlink(outside.path(), data.join("dirlink")).expect("ln");
+    nix::unistd::mkfifo(&data.join("fifo"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    std::fs::write(dir.path().join("..driver-state"), "not content").expect("write");
+    let files = read(dir.path(), 1 << 20).expect("read");
+    let got: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(got, [("a", &b"1"[..]), ("sub/b", &b"2"[..])]);
+}
+
+#[test]
+fn read_back_without_data_link_reads_the_target_itself() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("f"), "x").expect("write");
+    std::fs::write(dir.path().join("..marker"), "m").expect("write");
+    let files = read(dir.path(), 1 << 20).expect("read");
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["f"]);
+}
+
+#[test]
+fn read_back_limits_and_bad_links_are_errors() {
+    let dir = tempfile::tempdir().expect("tmp");
+    AtomicWriter::new(dir.path())
+        .write(&payload(&[("a", "0123456789", 0o644)]))
+        .expect("write");
+    let err = read(dir.path(), 8).expect_err("over the limit");
+    assert_eq!(err.to_string(), "content exceeds the read limit of 8 bytes");
+    assert_eq!(
+        read(dir.path(), 11).expect("at the limit")["a"],
+        b"0123456789"
+    );
+
+    let evil = tempfile::tempdir().expect("tmp");
+    std::os::unix::fs::symlink("/etc", evil.path().join(DATA_DIR_LINK)).expect("ln");
+    let err = read(evil.path(), 1 << 20).expect_err("..data outside");
+    assert!(
+        err.to_string()
+            .ends_with("..data\": does not link to a data directory of the writer"),
+        "{err}"
+    );
+    // The target itself may not be a symlink either.
+    let link = evil.path().join("target");
+    std::os::unix::fs::symlink(dir.path(), &link).expect("ln");
+    let err = read(&link, 1 << 20).expect_err("symlinked target");
+    assert!(err.to_string().starts_with("open "), "{err}");
 }

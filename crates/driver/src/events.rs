@@ -17,6 +17,9 @@ pub const SECRET_ROTATION_COMPLETE: &str = "SecretRotationComplete";
 /// Reason: a refresh could not update synced Secrets.
 pub const SECRET_ROTATION_FAILED: &str = "SecretRotationFailed";
 
+/// Longest `action` the API server accepts.
+const MAX_ACTION_LEN: usize = 128;
+
 /// Publishes events for one node's driver.
 #[derive(Clone)]
 pub struct Events {
@@ -45,7 +48,36 @@ impl Events {
         self.publish(pod, EventType::Warning, reason, note).await
     }
 
+    /// Records a Warning event on `pod` about `subject` (one Secret, say).
+    /// The recorder folds events with the same reason and action on one
+    /// object into a series that keeps the first note, so the subject goes
+    /// into the action: different subjects stay separate events.
+    pub async fn warning_about(&self, pod: &PodRef, reason: &str, subject: &str, note: String) {
+        let mut action = format!("{reason} {subject}");
+        if action.len() > MAX_ACTION_LEN {
+            let mut end = MAX_ACTION_LEN;
+            while !action.is_char_boundary(end) {
+                end -= 1;
+            }
+            action.truncate(end);
+        }
+        self.publish_as(pod, EventType::Warning, reason, action, note)
+            .await
+    }
+
     async fn publish(&self, pod: &PodRef, type_: EventType, reason: &str, note: String) {
+        self.publish_as(pod, type_, reason, reason.to_string(), note)
+            .await
+    }
+
+    async fn publish_as(
+        &self,
+        pod: &PodRef,
+        type_: EventType,
+        reason: &str,
+        action: String,
+        note: String,
+    ) {
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
@@ -58,7 +90,7 @@ impl Events {
             type_,
             reason: reason.to_string(),
             note: Some(note),
-            action: reason.to_string(),
+            action,
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {

@@ -8,7 +8,8 @@
 //! records the SecretProviderClassPodStatus ([`status`]) and the driver's
 //! own record of the volume ([`volume`], a directory no pod can write).
 //! [`report`] turns each result into [`metrics`], [`events`] and one log
-//! line. Secrets are synced by a controller ([`sync`]); the optional
+//! line. A node-scoped controller syncs Kubernetes Secrets from the
+//! mounted files, read only through the driver's records ([`sync`]); the optional
 //! [`refresh`] loop refreshes volumes from the driver's records. Flags are
 //! upstream's, parsed and validated in [`config`] before anything binds.
 

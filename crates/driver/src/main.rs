@@ -2,7 +2,7 @@
 //! socket until SIGTERM or SIGINT.
 
 use clap::Parser;
-use secrets_store_csi_driver::config::Flags;
+use secrets_store_csi_driver::config::{Config, Flags};
 use std::sync::Arc;
 
 use secrets_store_csi_driver::apiclient::LazyClient;
@@ -17,7 +17,8 @@ use secrets_store_csi_driver::publish::{Intervals, PublishConfig, Publisher};
 use secrets_store_csi_driver::refresh::RefreshLoop;
 use secrets_store_csi_driver::report::Reporter;
 use secrets_store_csi_driver::target::Rules;
-use secrets_store_csi_driver::{VERSION, server};
+use secrets_store_csi_driver::volume::Store;
+use secrets_store_csi_driver::{VERSION, server, sync};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
 use secrets_store_proto::csi::v1::node_server::NodeServer;
@@ -66,24 +67,27 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     let kube = LazyClient::new(config.kubeconfig.clone());
-    let store = secrets_store_csi_driver::volume::Store::open(&config.state_dir)
-        .map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
-    let publisher = Arc::new(Publisher::new(
-        PublishConfig {
-            node_id: config.node_id.clone(),
-            rotation: config.enable_secret_rotation,
-            intervals: Intervals {
-                default: config.rotation_poll_interval,
-                floor: config.min_rotation_poll_interval,
+    let store = Store::open(&config.state_dir).map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
+    let sync = start_secret_sync(&config, &kube, &store, metrics.clone()).await;
+    let publisher = Arc::new(
+        Publisher::new(
+            PublishConfig {
+                node_id: config.node_id.clone(),
+                rotation: config.enable_secret_rotation,
+                intervals: Intervals {
+                    default: config.rotation_poll_interval,
+                    floor: config.min_rotation_poll_interval,
+                },
+                tmpfs_size: config.tmpfs_size,
             },
-            tmpfs_size: config.tmpfs_size,
-        },
-        Rules::new(&config.kubelet_dir),
-        Arc::new(LinuxMounter),
-        providers,
-        store,
-        kube.clone(),
-    ));
+            Rules::new(&config.kubelet_dir),
+            Arc::new(LinuxMounter),
+            providers,
+            store,
+            kube.clone(),
+        )
+        .with_sync(sync),
+    );
     let reporter = Arc::new(Reporter::new(
         metrics.clone(),
         kube.clone(),
@@ -115,6 +119,35 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the secret sync controller when a Kubernetes client can be made
+/// (the driver serves CSI without one). It reads files only through the
+/// driver's own volume records.
+async fn start_secret_sync(
+    config: &Config,
+    kube: &LazyClient,
+    store: &Store,
+    metrics: Arc<Metrics>,
+) -> sync::SyncHandle {
+    let client = match kube.get().await {
+        Ok(client) => client.clone(),
+        Err(e) => {
+            tracing::warn!(error = %e, "secret sync disabled: no Kubernetes client");
+            return sync::SyncHandle::disconnected();
+        }
+    };
+    let (handle, trigger) = sync::trigger();
+    let limit = usize::try_from(config.tmpfs_size).unwrap_or(usize::MAX);
+    let files = sync::TrustedVolumes::new(Rules::new(&config.kubelet_dir), store.clone(), limit);
+    tokio::spawn(sync::run(
+        client,
+        sync::SyncConfig::from_config(config),
+        Arc::new(files),
+        metrics,
+        trigger,
+    ));
+    handle
 }
 
 /// klog-style verbosity mapped onto tracing levels: 0-3 info, 4 debug, 5+ trace.

@@ -7,69 +7,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Env, http_get, parse_metrics};
+use common::{Env, http_get, parse_metrics, secret_data};
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
-use secrets_store_crds::v1::{
-    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassPodStatus,
-    SecretProviderClassSpec,
-};
+use kube::api::{DeleteParams, PostParams};
+use secrets_store_crds::v1::{SecretObject, SecretProviderClass, SecretProviderClassPodStatus};
 use secrets_store_testkit::fake_provider::Behavior;
 use secrets_store_testkit::wait_for;
 
 const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n";
-
-fn data(pairs: &[(&str, &str)]) -> Vec<SecretObjectData> {
-    pairs
-        .iter()
-        .map(|(o, k)| SecretObjectData {
-            object_name: o.to_string(),
-            key: k.to_string(),
-        })
-        .collect()
-}
-
-async fn spc_with_secrets(
-    env: &Env,
-    name: &str,
-    objects: Vec<SecretObject>,
-    annotations: &[(&str, &str)],
-) -> anyhow::Result<()> {
-    let api: Api<SecretProviderClass> = Api::namespaced(env.client.clone(), &env.ns);
-    let mut spc = SecretProviderClass::new(
-        name,
-        SecretProviderClassSpec {
-            provider: "fake".into(),
-            parameters: [("objects".to_string(), "x".to_string())].into(),
-            secret_objects: objects,
-        },
-    );
-    if !annotations.is_empty() {
-        spc.metadata.annotations = Some(
-            annotations
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-    }
-    api.create(&PostParams::default(), &spc).await?;
-    Ok(())
-}
-
-async fn events_for(env: &Env, pod: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect())
-}
 
 fn owner_names(secret: &Secret) -> Vec<String> {
     let mut names: Vec<String> = secret
@@ -94,8 +41,7 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
     foreign.string_data = Some([("mine".to_string(), "not yours".to_string())].into());
     let foreign = secrets.create(&PostParams::default(), &foreign).await?;
 
-    spc_with_secrets(
-        &env,
+    env.spc_with_secrets(
         "app",
         vec![
             SecretObject {
@@ -103,18 +49,18 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
                 type_: "Opaque".into(),
                 labels: [("environment".to_string(), "test".to_string())].into(),
                 annotations: [("team".to_string(), "payments".to_string())].into(),
-                data: data(&[("user", "username"), ("pw", "password")]),
+                data: secret_data(&[("user", "username"), ("pw", "password")]),
             },
             SecretObject {
                 secret_name: "app-tls".into(),
                 type_: "kubernetes.io/tls".into(),
-                data: data(&[("tls/bundle.pem", "tls.crt"), ("tls/bundle.pem", "tls.key")]),
+                data: secret_data(&[("tls/bundle.pem", "tls.crt"), ("tls/bundle.pem", "tls.key")]),
                 ..Default::default()
             },
             SecretObject {
                 secret_name: "taken".into(),
                 type_: "Opaque".into(),
-                data: data(&[("user", "u")]),
+                data: secret_data(&[("user", "u")]),
                 ..Default::default()
             },
         ],
@@ -133,7 +79,7 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
     let pod1 = env.pod("web-1", "app").await?;
     env.publish(&pod1).await??;
 
-    let creds = secrets.get("app-creds").await?;
+    let creds = env.wait_secret("app-creds", |_| true).await?;
     assert_eq!(creds.type_.as_deref(), Some("Opaque"));
     let d = creds.data.clone().unwrap_or_default();
     assert_eq!(d.len(), 2);
@@ -164,13 +110,15 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
         ("Pod", pod1.metadata.uid.as_ref())
     );
 
-    let tls = secrets.get("app-tls").await?;
+    let tls = env.wait_secret("app-tls", |_| true).await?;
     assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
     let d = tls.data.clone().unwrap_or_default();
     assert_eq!(String::from_utf8(d["tls.crt"].0.clone())?, CERT);
     assert_eq!(String::from_utf8(d["tls.key"].0.clone())?, KEY);
 
     // The foreign Secret is untouched and an event says why.
+    env.wait_event("web-1", "FailedToCreateSecret", &["taken", "not managed"])
+        .await?;
     let after = secrets.get("taken").await?;
     assert_eq!(
         after.metadata.resource_version,
@@ -183,21 +131,12 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
             .unwrap_or_default()
             .contains_key("secrets-store.csi.k8s.io/managed")
     );
-    let evs = events_for(&env, "web-1").await?;
-    assert!(
-        evs.iter().any(|(r, n)| r == "FailedToCreateSecret"
-            && n.contains("taken")
-            && n.contains("not managed")),
-        "{evs:?}"
-    );
 
     // A second pod adds itself as owner; nothing is dropped.
     let pod2 = env.pod("web-2", "app").await?;
     env.publish(&pod2).await??;
-    assert_eq!(
-        owner_names(&secrets.get("app-creds").await?),
-        ["web-1", "web-2"]
-    );
+    env.wait_secret("app-creds", |s| owner_names(s) == ["web-1", "web-2"])
+        .await?;
 
     // GC removes the Secrets once the last consuming pod is gone.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
@@ -231,13 +170,12 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
 async fn rotation_updates_file_secret_status_and_events_only_when_content_changes()
 -> anyhow::Result<()> {
     let env = Env::start(&["--enable-secret-rotation", "--rotation-poll-interval=0s"]).await?;
-    spc_with_secrets(
-        &env,
+    env.spc_with_secrets(
         "rot",
         vec![SecretObject {
             secret_name: "rot".into(),
             type_: "Opaque".into(),
-            data: data(&[("pw", "password")]),
+            data: secret_data(&[("pw", "password")]),
             ..Default::default()
         }],
         &[],
@@ -255,7 +193,11 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
     // Unchanged content: nothing rewritten.
     let data_dir = std::fs::read_link(target.join("..data"))?;
     let mtime = std::fs::metadata(target.join("pw"))?.modified()?;
-    let rv = secrets.get("rot").await?.metadata.resource_version;
+    let rv = env
+        .wait_secret("rot", |_| true)
+        .await?
+        .metadata
+        .resource_version;
     env.publish(&pod).await??;
     assert_eq!(
         env.provider.requests().len(),
@@ -271,10 +213,14 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
         .set(Behavior::files(&[("pw", b"v2", 0o644)], &[("pw", "2")]));
     env.publish(&pod).await??;
     assert_eq!(std::fs::read(target.join("pw"))?, b"v2");
-    assert_eq!(
-        secrets.get("rot").await?.data.unwrap_or_default()["password"].0,
-        b"v2"
-    );
+    env.wait_secret("rot", |s| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("password"))
+            .map(|v| &v.0[..])
+            == Some(b"v2")
+    })
+    .await?;
     let objects = spcps
         .get(&status_name)
         .await?
@@ -282,15 +228,12 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
         .expect("status")
         .objects;
     assert_eq!(objects[0].version, "2");
-    let evs = events_for(&env, "rot").await?;
+    let evs = env.events_for("rot").await?;
     assert!(
         evs.iter().any(|(r, _)| r == "MountRotationComplete"),
         "{evs:?}"
     );
-    assert!(
-        evs.iter().any(|(r, _)| r == "SecretRotationComplete"),
-        "{evs:?}"
-    );
+    env.wait_event("rot", "SecretRotationComplete", &[]).await?;
 
     // The provider fails: the old content stays, and that is reported.
     env.provider.set(Behavior::Fail(
@@ -303,7 +246,7 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
         secrets.get("rot").await?.data.unwrap_or_default()["password"].0,
         b"v2"
     );
-    let evs = events_for(&env, "rot").await?;
+    let evs = env.events_for("rot").await?;
     assert!(
         evs.iter()
             .any(|(r, n)| r == "MountRotationFailed" && n.contains("previous content is kept")),
@@ -364,14 +307,13 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
 async fn per_class_interval_and_on_demand_trigger() -> anyhow::Result<()> {
     // The flag's interval is an hour: only the class settings can refresh.
     let env = Env::start(&["--enable-secret-rotation", "--rotation-poll-interval=1h"]).await?;
-    spc_with_secrets(
-        &env,
+    env.spc_with_secrets(
         "fast",
         vec![],
         &[("secrets-store.csi.k8s.io/rotation-poll-interval", "0s")],
     )
     .await?;
-    spc_with_secrets(&env, "slow", vec![], &[]).await?;
+    env.spc_with_secrets("slow", vec![], &[]).await?;
     env.provider
         .set(Behavior::files(&[("f", b"1", 0o644)], &[("f", "1")]));
     let fast = env.pod("fast", "fast").await?;
@@ -453,7 +395,7 @@ async fn refresh_loop_refreshes_without_republish_with_fresh_tokens_and_labelled
         s.string_data = Some([("access_key".to_string(), format!("AK-{name}"))].into());
         secrets.create(&PostParams::default(), &s).await?;
     }
-    spc_with_secrets(&env, "loop", vec![], &[]).await?;
+    env.spc_with_secrets("loop", vec![], &[]).await?;
     env.provider
         .set(Behavior::files(&[("f", b"v1", 0o644)], &[("f", "1")]));
     let opts = secrets_store_testkit::TokenOptions {

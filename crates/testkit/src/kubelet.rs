@@ -84,57 +84,12 @@ impl TestPod {
             volumes: vec![TestVolume::new("secrets", spc)],
         }
     }
-}
 
-impl TestVolume {
-    /// A read-only secrets-store volume using SecretProviderClass `spc`.
-    pub fn new(name: &str, spc: &str) -> Self {
-        Self {
-            name: name.into(),
-            driver: DRIVER_NAME.into(),
-            read_only: true,
-            attributes: BTreeMap::from([(SECRET_PROVIDER_CLASS.to_string(), spc.to_string())]),
-            node_publish_secret_ref: None,
-            fs_type: None,
-        }
-    }
-}
-
-/// How kubelet hands service-account tokens to the driver.
-#[derive(Clone, Debug, Default)]
-pub struct TokenOptions {
-    /// CSIDriver `tokenRequests` audiences; empty means no tokens.
-    pub audiences: Vec<String>,
-    /// Token lifetime in seconds (kubelet's default is one hour).
-    pub expiration_seconds: Option<i64>,
-    /// Put tokens in the `secrets` map (CSIDriver `serviceAccountTokenInSecrets`)
-    /// rather than in `volume_context`.
-    pub in_secrets: bool,
-}
-
-/// Plays kubelet for one node against one CSI socket.
-#[derive(Clone)]
-pub struct Kubelet {
-    client: kube::Client,
-    node: NodeClient<Channel>,
-    root: PathBuf,
-}
-
-impl Kubelet {
-    /// A kubelet whose root dir (`/var/lib/kubelet` on a node) is `root`,
-    /// talking to the driver at `csi_socket`.
-    pub async fn new(client: kube::Client, csi_socket: &Path, root: &Path) -> anyhow::Result<Self> {
-        let channel = crate::csi::connect(csi_socket).await?;
-        Ok(Self {
-            client,
-            node: NodeClient::new(channel),
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// Creates the pod's service account (if missing) and the pod.
-    pub async fn create_pod(&self, spec: &TestPod) -> anyhow::Result<Pod> {
-        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &spec.namespace);
+    /// Creates the pod's service account (if missing) and the pod, with no
+    /// kubelet to run it.
+    pub async fn create(&self, client: &kube::Client) -> anyhow::Result<Pod> {
+        let spec = self;
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &spec.namespace);
         if sas.get_opt(&spec.service_account).await?.is_none() {
             let mut sa = ServiceAccount::default();
             sa.metadata.name = Some(spec.service_account.clone());
@@ -186,8 +141,60 @@ impl Kubelet {
             volumes: Some(volumes),
             ..Default::default()
         });
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &spec.namespace);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
         Ok(pods.create(&PostParams::default(), &pod).await?)
+    }
+}
+
+impl TestVolume {
+    /// A read-only secrets-store volume using SecretProviderClass `spc`.
+    pub fn new(name: &str, spc: &str) -> Self {
+        Self {
+            name: name.into(),
+            driver: DRIVER_NAME.into(),
+            read_only: true,
+            attributes: BTreeMap::from([(SECRET_PROVIDER_CLASS.to_string(), spc.to_string())]),
+            node_publish_secret_ref: None,
+            fs_type: None,
+        }
+    }
+}
+
+/// How kubelet hands service-account tokens to the driver.
+#[derive(Clone, Debug, Default)]
+pub struct TokenOptions {
+    /// CSIDriver `tokenRequests` audiences; empty means no tokens.
+    pub audiences: Vec<String>,
+    /// Token lifetime in seconds (kubelet's default is one hour).
+    pub expiration_seconds: Option<i64>,
+    /// Put tokens in the `secrets` map (CSIDriver `serviceAccountTokenInSecrets`)
+    /// rather than in `volume_context`.
+    pub in_secrets: bool,
+}
+
+/// Plays kubelet for one node against one CSI socket.
+#[derive(Clone)]
+pub struct Kubelet {
+    client: kube::Client,
+    node: NodeClient<Channel>,
+    root: PathBuf,
+}
+
+impl Kubelet {
+    /// A kubelet whose root dir (`/var/lib/kubelet` on a node) is `root`,
+    /// talking to the driver at `csi_socket`.
+    pub async fn new(client: kube::Client, csi_socket: &Path, root: &Path) -> anyhow::Result<Self> {
+        let channel = crate::csi::connect(csi_socket).await?;
+        Ok(Self {
+            client,
+            node: NodeClient::new(channel),
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Creates the pod's service account (if missing) and the pod.
+    pub async fn create_pod(&self, spec: &TestPod) -> anyhow::Result<Pod> {
+        spec.create(&self.client).await
     }
 
     /// kubelet's target path for a pod's volume.

@@ -1,18 +1,26 @@
 //! The credential chain, in upstream's order: pod service-account token
 //! (RRSA) → provider RRSA → AK/SK + role → nodePublishSecretRef AK/SK → env
 //! AK/SK → ECS instance RAM role. A step that applies but fails stops the
-//! chain. Sessions are cached per identity and refreshed before expiry.
+//! chain. Sessions are cached under the keyed hash of the whole source
+//! credential (see `secrets_store_provider_sdk::ops::cache`) and refreshed
+//! before expiry.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrets_store_provider_sdk::Redacted;
-use secrets_store_provider_sdk::ops::cache::ExpiringCache;
+use secrets_store_provider_sdk::ops::cache::{
+    CredentialKey, CredentialKeyBuilder, CredentialMaterial, ExpiringCache,
+};
 use secrets_store_provider_sdk::request::ServiceAccountToken;
 
-use crate::client::{ApiError, Credential, Endpoint, HttpClient};
-use crate::sts;
+use crate::credential::Credential;
+use crate::endpoint::Endpoint;
+use crate::error::{ApiError, Coded};
+use crate::sts::{self, EcsMetadata, RoleSession};
+use crate::transport::HttpClient;
 
 /// Audience of RRSA tokens.
 pub const STS_AUDIENCE: &str = "sts.aliyuncs.com";
@@ -49,6 +57,9 @@ pub struct AuthEnv {
     pub ecs_role: Option<String>,
     /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`.
     pub ecs_disabled: bool,
+    /// `ALIBABA_CLOUD_IMDSV1_DISABLED=true`: the metadata session token is
+    /// required.
+    pub imdsv1_disabled: bool,
 }
 
 impl AuthEnv {
@@ -80,6 +91,8 @@ impl AuthEnv {
             ecs_role: get("ALIBABA_CLOUD_ECS_METADATA"),
             ecs_disabled: get("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            imdsv1_disabled: get("ALIBABA_CLOUD_IMDSV1_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -95,7 +108,7 @@ pub enum Source {
         provider_arn: String,
         /// The pod's `sts.aliyuncs.com` token.
         token: Redacted<String>,
-        /// `namespace/serviceaccount`, part of the identity.
+        /// `namespace/serviceaccount`.
         subject: String,
     },
     /// The provider's projected token exchanged for `ALICLOUD_ROLE_ARN`.
@@ -135,19 +148,47 @@ impl Source {
         }
     }
 
-    /// A key naming who the credential acts as (no secrets in it).
-    pub fn identity(&self) -> String {
+    /// The cache key of this whole source credential.
+    pub fn key(&self) -> CredentialKey {
+        CredentialKey::of(self)
+    }
+}
+
+impl CredentialMaterial for Source {
+    fn feed(&self, k: &mut CredentialKeyBuilder) {
+        k.field("method", self.method().as_bytes());
         match self {
             Self::PodRrsa {
-                role_arn, subject, ..
-            } => format!("pod-rrsa:{role_arn}:{subject}"),
-            Self::ProviderRrsa { role_arn, .. } => format!("provider-rrsa:{role_arn}"),
+                role_arn,
+                provider_arn,
+                token,
+                subject,
+            } => {
+                k.field("role_arn", role_arn.as_bytes())
+                    .field("provider_arn", provider_arn.as_bytes())
+                    .field("token", token.expose().as_bytes())
+                    .field("subject", subject.as_bytes());
+            }
+            Self::ProviderRrsa {
+                role_arn,
+                provider_arn,
+                token_file,
+            } => {
+                k.field("role_arn", role_arn.as_bytes())
+                    .field("provider_arn", provider_arn.as_bytes())
+                    .field("token_file", token_file.as_os_str().as_encoded_bytes());
+            }
             Self::RamRole {
                 credential,
                 role_arn,
-            } => format!("ram-role:{}:{role_arn}", credential.access_key_id),
-            Self::NodePublishSecret(c) | Self::Env(c) => format!("ak:{}", c.access_key_id),
-            Self::Ecs => "ecs".into(),
+            } => {
+                k.nested("source", credential)
+                    .field("role_arn", role_arn.as_bytes());
+            }
+            Self::NodePublishSecret(c) | Self::Env(c) => {
+                k.nested("key", c);
+            }
+            Self::Ecs => {}
         }
     }
 }
@@ -160,24 +201,30 @@ pub enum AuthError {
         "pod service account token for audience {STS_AUDIENCE} not found; configure the CSIDriver tokenRequests"
     )]
     NoPodToken,
-    /// The tokens attribute is malformed.
-    #[error("{0}")]
-    Tokens(String),
+    /// The tokens attribute is malformed (its text is not repeated).
+    #[error("failed to unmarshal service account tokens")]
+    Tokens,
     /// RRSA needs an OIDC provider ARN.
     #[error(
         "RRSA needs ALICLOUD_OIDC_PROVIDER_ARN (or ALICLOUD_ACCOUNT_ID and ALICLOUD_CLUSTER_ID)"
     )]
     NoOidcProvider,
     /// The provider token file is unreadable.
-    #[error("read OIDC token file {0}: {1}")]
-    TokenFile(String, String),
+    #[error("read OIDC token file {}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// The ECS method is disabled and nothing else applies.
     #[error(
         "no credentials: set nodePublishSecretRef, ACCESS_KEY_ID/SECRET_ACCESS_KEY or RRSA (ECS metadata is disabled)"
     )]
     Nothing,
     /// STS or the metadata service refused.
-    #[error("get {method} credential: {source}")]
+    #[error("get {method} credential")]
     Api {
         /// Method.
         method: &'static str,
@@ -186,14 +233,19 @@ pub enum AuthError {
     },
 }
 
-impl AuthError {
-    /// The gRPC code a mount failing with this error gets.
-    pub fn grpc_code(&self) -> tonic::Code {
+impl Coded for AuthError {
+    fn grpc_code(&self) -> tonic::Code {
         match self {
             Self::Api { source, .. } => source.grpc_code(),
-            Self::TokenFile(..) => tonic::Code::Internal,
+            Self::TokenFile { .. } => tonic::Code::Internal,
             _ => tonic::Code::InvalidArgument,
         }
+    }
+}
+
+impl From<AuthError> for secrets_store_provider_sdk::MountError {
+    fn from(e: AuthError) -> Self {
+        crate::error::mount_error(&e, None)
     }
 }
 
@@ -205,8 +257,8 @@ pub struct MountAuth<'a> {
     pub pod_role_arn: Option<String>,
     /// `namespace/serviceaccount`.
     pub subject: String,
-    /// The pod's tokens by audience.
-    pub tokens: Result<BTreeMap<String, ServiceAccountToken>, String>,
+    /// The pod's tokens by audience (`Err` when malformed).
+    pub tokens: Result<BTreeMap<String, ServiceAccountToken>, ()>,
     /// nodePublishSecretRef data.
     pub secrets: &'a BTreeMap<String, String>,
 }
@@ -218,21 +270,12 @@ fn lookup_ci<'a>(m: &'a BTreeMap<String, String>, key: &str) -> Option<&'a Strin
         .filter(|v| !v.is_empty())
 }
 
-fn static_key(id: &str, secret: &str) -> Credential {
-    Credential {
-        access_key_id: id.to_string(),
-        access_key_secret: Redacted::new(secret.to_string()),
-        security_token: None,
-        expiration: None,
-    }
-}
-
 /// Picks the first applicable method of the chain.
 pub fn select(env: &AuthEnv, mount: MountAuth<'_>) -> Result<Source, AuthError> {
     if mount.use_pod_token
         && let Some(role_arn) = mount.pod_role_arn
     {
-        let tokens = mount.tokens.map_err(AuthError::Tokens)?;
+        let tokens = mount.tokens.map_err(|()| AuthError::Tokens)?;
         let token = tokens.get(STS_AUDIENCE).ok_or(AuthError::NoPodToken)?;
         let provider_arn = env
             .oidc_provider_arn
@@ -253,7 +296,7 @@ pub fn select(env: &AuthEnv, mount: MountAuth<'_>) -> Result<Source, AuthError> 
         });
     }
     let env_key = match (&env.access_key_id, &env.secret_access_key) {
-        (Some(id), Some(secret)) => Some(static_key(id, secret.expose())),
+        (Some(id), Some(secret)) => Some(Credential::static_key(id, secret.expose())),
         _ => None,
     };
     if let (Some(credential), Some(role_arn)) = (&env_key, &env.role_arn) {
@@ -266,7 +309,9 @@ pub fn select(env: &AuthEnv, mount: MountAuth<'_>) -> Result<Source, AuthError> 
         lookup_ci(mount.secrets, "access_key"),
         lookup_ci(mount.secrets, "access_secret"),
     ) {
-        return Ok(Source::NodePublishSecret(static_key(id, secret)));
+        return Ok(Source::NodePublishSecret(Credential::static_key(
+            id, secret,
+        )));
     }
     if let Some(c) = env_key {
         return Ok(Source::Env(c));
@@ -277,23 +322,37 @@ pub fn select(env: &AuthEnv, mount: MountAuth<'_>) -> Result<Source, AuthError> 
     Ok(Source::Ecs)
 }
 
+/// What a cached session was derived for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Derived {
+    /// The source's own session.
+    Base,
+    /// A cross-account role assumed from the base credential.
+    Role(String),
+}
+
 /// Obtains and caches credentials.
 pub struct Auth {
     env: AuthEnv,
     http: HttpClient,
     sts: Endpoint,
-    metadata: Endpoint,
-    cache: ExpiringCache<String, Credential>,
+    ecs: EcsMetadata,
+    cache: ExpiringCache<Derived, Credential>,
 }
 
 impl Auth {
     /// A credential service talking to `sts` and the ECS `metadata` service.
     pub fn new(env: AuthEnv, http: HttpClient, sts: Endpoint, metadata: Endpoint) -> Self {
+        let ecs = EcsMetadata {
+            endpoint: metadata,
+            role: env.ecs_role.clone(),
+            imdsv1_disabled: env.imdsv1_disabled,
+        };
         Self {
             env,
             http,
             sts,
-            metadata,
+            ecs,
             cache: ExpiringCache::new(REFRESH_MARGIN),
         }
     }
@@ -303,117 +362,94 @@ impl Auth {
         &self.env
     }
 
+    fn session<'a>(&'a self, role_arn: &'a str, session_name: &'a str) -> RoleSession<'a> {
+        RoleSession {
+            role_arn,
+            session_name,
+            duration_seconds: self.env.session_duration,
+        }
+    }
+
     /// The credential of `source`, from the cache while it is fresh.
     pub async fn credential(&self, source: &Source) -> Result<Credential, AuthError> {
-        let method = source.method();
-        let api = |source| AuthError::Api { method, source };
         match source {
             Source::NodePublishSecret(c) | Source::Env(c) => Ok(c.clone()),
             _ => {
                 self.cache
-                    .get_or_load(&source.identity(), || async {
-                        tracing::debug!(method, "requesting session credentials");
-                        match source {
-                            Source::PodRrsa {
-                                role_arn,
-                                provider_arn,
-                                token,
-                                ..
-                            } => sts::assume_role_with_oidc(
-                                &self.http,
-                                &self.sts,
-                                role_arn,
-                                provider_arn,
-                                token,
-                                &self.env.session_name,
-                                self.env.session_duration,
-                            )
-                            .await
-                            .map_err(api),
-                            Source::ProviderRrsa {
-                                role_arn,
-                                provider_arn,
-                                token_file,
-                            } => {
-                                let token =
-                                    tokio::fs::read_to_string(token_file).await.map_err(|e| {
-                                        AuthError::TokenFile(
-                                            token_file.display().to_string(),
-                                            e.to_string(),
-                                        )
-                                    })?;
-                                let token = Redacted::new(token.trim().to_string());
-                                sts::assume_role_with_oidc(
-                                    &self.http,
-                                    &self.sts,
-                                    role_arn,
-                                    provider_arn,
-                                    &token,
-                                    &self.env.session_name,
-                                    self.env.session_duration,
-                                )
-                                .await
-                                .map_err(api)
-                            }
-                            Source::RamRole {
-                                credential,
-                                role_arn,
-                            } => sts::assume_role(
-                                &self.http,
-                                &self.sts,
-                                credential,
-                                role_arn,
-                                &self.env.session_name,
-                                self.env.session_duration,
-                            )
-                            .await
-                            .map_err(api),
-                            Source::Ecs => sts::ecs_ram_role(
-                                &self.http,
-                                &self.metadata,
-                                self.env.ecs_role.as_deref(),
-                            )
-                            .await
-                            .map_err(api),
-                            Source::NodePublishSecret(c) | Source::Env(c) => Ok(c.clone()),
-                        }
-                    })
+                    .get_or_load(&source.key(), &Derived::Base, || self.load(source))
                     .await
             }
         }
     }
 
-    /// A session for `role_arn` assumed from the base credential, cached by
-    /// base identity and role.
+    async fn load(&self, source: &Source) -> Result<Credential, AuthError> {
+        let method = source.method();
+        tracing::debug!(method, "requesting session credentials");
+        let session_name = &self.env.session_name;
+        let result = match source {
+            Source::PodRrsa {
+                role_arn,
+                provider_arn,
+                token,
+                ..
+            } => {
+                let session = self.session(role_arn, session_name);
+                sts::assume_role_with_oidc(&self.http, &self.sts, session, provider_arn, token)
+                    .await
+            }
+            Source::ProviderRrsa {
+                role_arn,
+                provider_arn,
+                token_file,
+            } => {
+                let token = tokio::fs::read_to_string(token_file).await.map_err(|e| {
+                    AuthError::TokenFile {
+                        path: token_file.clone(),
+                        source: Arc::new(e),
+                    }
+                })?;
+                let token = Redacted::new(token.trim().to_string());
+                let session = self.session(role_arn, session_name);
+                sts::assume_role_with_oidc(&self.http, &self.sts, session, provider_arn, &token)
+                    .await
+            }
+            Source::RamRole {
+                credential,
+                role_arn,
+            } => {
+                let session = self.session(role_arn, session_name);
+                sts::assume_role(&self.http, &self.sts, credential, session).await
+            }
+            Source::Ecs => sts::ecs_ram_role(&self.http, &self.ecs).await,
+            Source::NodePublishSecret(c) | Source::Env(c) => Ok(c.clone()),
+        };
+        result.map_err(|source| AuthError::Api { method, source })
+    }
+
+    /// A session for `role_arn` assumed from the `base` credential, cached
+    /// under the whole base credential and the role.
     pub async fn cross_account(
         &self,
-        base_identity: &str,
         base: &Credential,
         role_arn: &str,
     ) -> Result<Credential, AuthError> {
-        let key = format!("{base_identity}->{role_arn}");
+        let derived = Derived::Role(role_arn.to_string());
         self.cache
-            .get_or_load(&key, || async {
-                sts::assume_role(
-                    &self.http,
-                    &self.sts,
-                    base,
-                    role_arn,
-                    CROSS_ACCOUNT_SESSION_NAME,
-                    self.env.session_duration,
-                )
-                .await
-                .map_err(|source| AuthError::Api {
-                    method: "cross-account",
-                    source,
-                })
+            .get_or_load(&base.key(), &derived, || async {
+                let session = self.session(role_arn, CROSS_ACCOUNT_SESSION_NAME);
+                sts::assume_role(&self.http, &self.sts, base, session)
+                    .await
+                    .map_err(|source| AuthError::Api {
+                        method: "cross-account",
+                        source,
+                    })
             })
             .await
     }
 
-    /// Drops a cached session the backend rejected.
-    pub fn invalidate(&self, identity: &str) {
-        self.cache.invalidate(&identity.to_string());
+    /// Drops every session cached under a credential the backend rejected.
+    pub fn invalidate(&self, key: &CredentialKey) {
+        self.cache.invalidate(key);
     }
 }
 
@@ -469,8 +505,8 @@ mod tests {
                 mount(true, Some("acs:ram::1:role/pod"), token(), &nps)
             )
             .expect("pod")
-            .identity(),
-            "pod-rrsa:acs:ram::1:role/pod:ns/sa"
+            .method(),
+            "pod-rrsa"
         );
         // The flag without the annotation moves on.
         assert_eq!(
@@ -487,21 +523,21 @@ mod tests {
         assert_eq!(
             select(&ram, mount(false, None, token(), &nps))
                 .expect("ram")
-                .identity(),
-            "ram-role:ENV:acs:ram::1:role/r"
+                .method(),
+            "ram-role"
         );
         let ak = env(&[("ACCESS_KEY_ID", "ENV"), ("SECRET_ACCESS_KEY", "s")]);
         assert_eq!(
             select(&ak, mount(false, None, token(), &nps))
                 .expect("nps")
-                .identity(),
-            "ak:NPS"
+                .key(),
+            Source::NodePublishSecret(Credential::static_key("NPS", "s")).key()
         );
         assert_eq!(
             select(&ak, mount(false, None, token(), &none))
                 .expect("env")
-                .identity(),
-            "ak:ENV"
+                .key(),
+            Source::Env(Credential::static_key("ENV", "s")).key()
         );
         assert_eq!(
             select(&env(&[]), mount(false, None, token(), &none))

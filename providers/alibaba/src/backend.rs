@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::client::{ApiError, Credential, Endpoint, HttpClient};
+use crate::credential::Credential;
+use crate::endpoint::Endpoint;
+use crate::error::{ApiError, Coded};
+use crate::transport::HttpClient;
 
 /// A fetched secret value and its version.
 #[derive(Debug, Clone)]
@@ -23,9 +26,33 @@ pub enum FetchError {
     /// The API call failed.
     #[error(transparent)]
     Api(#[from] ApiError),
-    /// A binary secret is not valid base64.
-    #[error("decode binary data error: {0}, key: {1}")]
-    Binary(String, String),
+    /// A binary secret is not valid base64. The decoder's own message is
+    /// left out: it quotes a byte of the secret.
+    #[error("decode binary data error: invalid base64, key: {name}")]
+    Binary {
+        /// The secret's name.
+        name: String,
+    },
+    /// No rate-limit slot in time (not retried).
+    #[error(transparent)]
+    RateLimited(#[from] secrets_store_provider_sdk::ops::ratelimit::RateLimited),
+}
+
+impl FetchError {
+    /// Worth another attempt.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Api(a) if a.is_transient())
+    }
+}
+
+impl Coded for FetchError {
+    fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::Api(a) => a.grpc_code(),
+            Self::Binary { .. } => tonic::Code::DataLoss,
+            Self::RateLimited(_) => tonic::Code::ResourceExhausted,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,8 +72,7 @@ pub async fn kms_get_secret_value(
     endpoint: &Endpoint,
     credential: &Credential,
     name: &str,
-    version_id: Option<&str>,
-    version_stage: Option<&str>,
+    (version_id, version_stage): (Option<&str>, Option<&str>),
 ) -> Result<SecretValue, FetchError> {
     let mut params = BTreeMap::from([("SecretName".to_string(), name.to_string())]);
     if let Some(v) = version_id {
@@ -67,7 +93,9 @@ pub async fn kms_get_secret_value(
     let data = if r.secret_data_type == "binary" {
         base64::engine::general_purpose::STANDARD
             .decode(r.secret_data.as_bytes())
-            .map_err(|e| FetchError::Binary(e.to_string(), name.to_string()))?
+            .map_err(|_| FetchError::Binary {
+                name: name.to_string(),
+            })?
     } else {
         r.secret_data.into_bytes()
     };

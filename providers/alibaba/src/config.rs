@@ -43,6 +43,10 @@ pub struct Flags {
     /// else `sts.aliyuncs.com`.
     #[arg(long)]
     pub sts_endpoint: Option<String>,
+    /// Host suffixes an SPC `kmsEndpoint` may use besides Alibaba Cloud's
+    /// documented KMS endpoints (comma-separated; still HTTPS only).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_endpoint_suffixes: Vec<String>,
     /// ECS instance metadata service.
     #[arg(long, default_value = "http://100.100.100.200")]
     pub ecs_metadata_endpoint: String,
@@ -105,7 +109,9 @@ mod tests {
             "-v=4",
             "--region=cn-beijing",
             "--healthz-timeout=1m30s",
+            "--allowed-endpoint-suffixes=127.0.0.1,kms.test",
         ]);
+        assert_eq!(f.allowed_endpoint_suffixes, ["127.0.0.1", "kms.test"]);
         assert_eq!(
             (f.verbosity, f.region.as_deref(), f.healthz_timeout),
             (4, Some("cn-beijing"), Duration::from_secs(90))

@@ -3,20 +3,24 @@
 //!
 //! The provider API server, request decoding, YAML, paths, jmesPath and the
 //! rate/retry/cache helpers come from `secrets-store-provider-sdk`; this
-//! crate holds Alibaba's parameters ([`objects`]), signing ([`sign`]), HTTP
-//! calls ([`client`], [`backend`], [`sts`]), the credential chain
-//! ([`auth`]), the node region lookup ([`region`]) and the mount flow
-//! ([`provider`]).
+//! crate holds Alibaba's parameters ([`objects`]), where requests may go
+//! ([`endpoint`]), credentials ([`credential`], [`auth`], [`sts`]), signing
+//! ([`sign`]), the HTTP transport ([`transport`]), the two backends
+//! ([`backend`]), errors and their gRPC codes ([`error`]), the node region
+//! lookup ([`region`]) and the mount flow ([`provider`]).
 
 pub mod auth;
 pub mod backend;
-pub mod client;
 pub mod config;
+pub mod credential;
+pub mod endpoint;
+pub mod error;
 pub mod objects;
 pub mod provider;
 pub mod region;
 pub mod sign;
 pub mod sts;
+pub mod transport;
 
 use std::sync::Arc;
 

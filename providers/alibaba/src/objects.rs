@@ -3,13 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use secrets_store_provider_sdk::objects::{self, ObjectsError};
+use secrets_store_provider_sdk::objects::{self, ObjectsError, Strictness, UnknownField};
 use secrets_store_provider_sdk::path::{self, PathError, PathTranslation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One entry of `objects`, as written by users.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+///
+/// Unknown fields are not refused here: like upstream, the provider
+/// ignores them (and warns); [`Strictness::Strict`] refuses them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretObject {
     /// Secret or parameter name, or a KMS secret ARN (`acs:kms:…`).
     #[serde(default)]
@@ -38,8 +41,8 @@ pub struct SecretObject {
 }
 
 /// One `jmesPath` entry.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JmesPathObject {
     /// The JMES expression.
     #[serde(default)]
@@ -92,7 +95,7 @@ pub struct Object {
 /// Invalid `objects`; messages follow upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
-    /// Not YAML, or an unknown/mistyped field.
+    /// Not YAML, a mistyped field, or (strict) an unknown one.
     #[error("failed to load SecretProviderClass: {0}")]
     Load(#[from] ObjectsError),
     /// `objects` lists nothing.
@@ -148,9 +151,56 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+/// Validated objects and the fields that were ignored.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The objects, in order.
+    pub objects: Vec<Object>,
+    /// Unknown fields (empty in strict mode, which refuses them).
+    pub unknown: Vec<UnknownField>,
+}
+
 /// Parses and validates the `objects` parameter.
-pub fn parse(yaml: &str, translation: PathTranslation) -> Result<Vec<Object>, ObjectError> {
-    let raw: Vec<SecretObject> = objects::parse(yaml, "objectName")?;
+pub fn parse(
+    yaml: &str,
+    translation: PathTranslation,
+    strictness: Strictness,
+) -> Result<Parsed, ObjectError> {
+    let parsed = objects::parse::<SecretObject>(yaml, "objectName", strictness)?;
+    let objects = validate(parsed.objects, translation)?;
+    Ok(Parsed {
+        objects,
+        unknown: parsed.unknown,
+    })
+}
+
+fn jmes_files(
+    o: &SecretObject,
+    translation: PathTranslation,
+    files: &mut BTreeSet<String>,
+) -> Result<Vec<(String, String)>, ObjectError> {
+    let mut jmes = Vec::new();
+    for j in &o.jmes_path {
+        if j.path.is_empty() {
+            return Err(ObjectError::JmesPath);
+        }
+        if j.object_alias.is_empty() {
+            return Err(ObjectError::JmesAlias);
+        }
+        let jf = translation.apply(&j.object_alias);
+        path::validate(&jf)?;
+        if !files.insert(jf.clone()) {
+            return Err(ObjectError::DuplicateJmesAlias(jf));
+        }
+        jmes.push((j.path.clone(), jf));
+    }
+    Ok(jmes)
+}
+
+fn validate(
+    raw: Vec<SecretObject>,
+    translation: PathTranslation,
+) -> Result<Vec<Object>, ObjectError> {
     if raw.is_empty() {
         return Err(ObjectError::Empty);
     }
@@ -179,21 +229,7 @@ pub fn parse(yaml: &str, translation: PathTranslation) -> Result<Vec<Object>, Ob
         if !files.insert(file.clone()) {
             return Err(ObjectError::DuplicateAlias(file));
         }
-        let mut jmes = Vec::new();
-        for j in &o.jmes_path {
-            if j.path.is_empty() {
-                return Err(ObjectError::JmesPath);
-            }
-            if j.object_alias.is_empty() {
-                return Err(ObjectError::JmesAlias);
-            }
-            let jf = translation.apply(&j.object_alias);
-            path::validate(&jf)?;
-            if !files.insert(jf.clone()) {
-                return Err(ObjectError::DuplicateJmesAlias(jf));
-            }
-            jmes.push((j.path.clone(), jf));
-        }
+        let jmes = jmes_files(&o, translation, &mut files)?;
         out.push(Object {
             kind,
             file,
@@ -214,6 +250,10 @@ mod tests {
 
     const ON: PathTranslation = PathTranslation::Replace('_');
 
+    fn lenient(yaml: &str, t: PathTranslation) -> Result<Parsed, ObjectError> {
+        parse(yaml, t, Strictness::Lenient)
+    }
+
     #[test]
     fn resolves_files_versions_and_types() {
         let yaml = r#"
@@ -231,7 +271,7 @@ mod tests {
   objectType: oos
   objectVersion: ignored
 "#;
-        let o = parse(yaml, ON).expect("parse");
+        let o = parse(yaml, ON, Strictness::Strict).expect("parse").objects;
         assert_eq!(o[0].file, "My_Path_Secret");
         assert_eq!(o[0].version_id.as_deref(), Some("v1"));
         assert_eq!(o[0].version_stage.as_deref(), Some("ACSCurrent"));
@@ -248,12 +288,12 @@ mod tests {
             (o[2].kind, o[2].version_id.clone()),
             (ObjectType::Oos, None)
         );
-        let off = parse("- objectName: /a/b\n", PathTranslation::Off).expect("off");
-        assert_eq!(off[0].file, "a/b");
+        let off = lenient("- objectName: /a/b\n", PathTranslation::Off).expect("off");
+        assert_eq!(off.objects[0].file, "a/b");
         // Upstream's unescaped-dot regex rejected these with translation off.
         for ok in ["a/bc/d", "ab/c", "foo/ab"] {
             assert!(
-                parse(&format!("- objectName: {ok}\n"), PathTranslation::Off).is_ok(),
+                lenient(&format!("- objectName: {ok}\n"), PathTranslation::Off).is_ok(),
                 "{ok}"
             );
         }
@@ -300,12 +340,8 @@ mod tests {
                 "path can not contain ../: ../../etc/x",
             ),
             (
-                "- objectName: a\n  bogus: 1\n",
-                "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 3: unknown field `bogus`",
-            ),
-            (
-                "- objectName: a\n  jmesPath:\n    - {path: x, objectAlias: b, extra: 1}\n",
-                "failed to load SecretProviderClass: object 0 (\"a\"): line 3 column 33: unknown field `extra`",
+                "- objectName: a\n  objectVersion: [1]\n",
+                "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 18: expected string scalar",
             ),
             (
                 "[",
@@ -322,16 +358,37 @@ mod tests {
             } else {
                 ON
             };
-            let err = parse(yaml, translation).expect_err(yaml).to_string();
+            let err = lenient(yaml, translation).expect_err(yaml).to_string();
             assert!(err.starts_with(want), "{yaml:?}: {err}");
         }
         // kms and oos may share a name when the files differ.
         assert!(
-            parse(
+            lenient(
                 "- objectName: a\n- objectName: a\n  objectType: oos\n  objectAlias: b\n",
                 ON
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_or_refused_in_strict_mode() {
+        let yaml =
+            "- objectName: a\n  bogus: 1\n  jmesPath:\n    - {path: x, objectAlias: b, extra: 1}\n";
+        let p = lenient(yaml, ON).expect("lenient");
+        assert_eq!(p.objects[0].jmes, vec![("x".to_string(), "b".to_string())]);
+        let unknown: Vec<String> = p.unknown.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            unknown,
+            [
+                "object 0 (\"a\"): bogus",
+                "object 0 (\"a\"): jmesPath[0].extra"
+            ]
+        );
+        let err = parse(yaml, ON, Strictness::Strict).expect_err("strict");
+        assert_eq!(
+            err.to_string(),
+            "failed to load SecretProviderClass: object 0 (\"a\"): unknown field `bogus`"
         );
     }
 }

@@ -1,11 +1,17 @@
-//! The mount flow: parameters → objects → credential → fetch each object
-//! (rate-limited, retried on throttling, coalesced across identical
-//! concurrent mounts) → files and versions.
+//! The mount flow: parameters → objects → region and endpoints (checked
+//! before any request) → credential → fetch each object (rate-limited,
+//! retried on throttling, coalesced across identical concurrent mounts with
+//! the same credential) → files and versions.
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
+use rustls::pki_types::CertificateDer;
 use secrets_store_provider_sdk::jmes::JsonSecret;
+use secrets_store_provider_sdk::objects::{Strictness, UnknownField};
 use secrets_store_provider_sdk::ops::backoff::Backoff;
 use secrets_store_provider_sdk::ops::coalesce::Coalescer;
 use secrets_store_provider_sdk::ops::ratelimit::RateLimiter;
@@ -14,29 +20,38 @@ use secrets_store_provider_sdk::{MountError, MountRequest, Mounted, Provider};
 
 use crate::auth::{self, Auth, AuthEnv, MountAuth, Source};
 use crate::backend::{self, FetchError, SecretValue};
-use crate::client::{Credential, Endpoint, HttpClient};
 use crate::config::{self, Flags};
+use crate::credential::Credential;
+use crate::endpoint::{self, Endpoint, EndpointError, EndpointPolicy};
+use crate::error::mount_error;
 use crate::objects::{self, Object, ObjectType};
 use crate::region::RegionLookup;
+use crate::transport::HttpClient;
 
 /// Region when neither the SPC, the flag nor the node say.
 pub const DEFAULT_REGION: &str = "cn-hangzhou";
 /// Longest wait for a rate-limit slot (upstream: 5 minutes).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(300);
+/// Distinct `objects` texts remembered for the unknown-field warning.
+const WARNED_CAP: usize = 4096;
 
 /// Everything the provider is configured with.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    /// `--region`.
+    /// `--region` (checked).
     pub region: Option<String>,
-    /// `--kms-endpoint`.
-    pub kms_endpoint: Option<String>,
-    /// `--oos-endpoint`.
-    pub oos_endpoint: Option<String>,
+    /// `--kms-endpoint`: replaces the default KMS endpoint.
+    pub kms_endpoint: Option<Endpoint>,
+    /// `--oos-endpoint`: replaces the default OOS endpoint.
+    pub oos_endpoint: Option<Endpoint>,
     /// STS endpoint.
     pub sts_endpoint: Endpoint,
     /// ECS metadata endpoint.
     pub ecs_metadata_endpoint: Endpoint,
+    /// What an SPC `kmsEndpoint` may name.
+    pub endpoint_policy: EndpointPolicy,
+    /// Trusted besides the system roots (none in production).
+    pub extra_roots: Vec<CertificateDer<'static>>,
     /// KMS requests per second.
     pub kms_qps: u32,
     /// OOS requests per second.
@@ -54,23 +69,26 @@ impl ProviderConfig {
     pub fn from_flags(
         flags: &Flags,
         env: impl Fn(&str) -> Option<String> + Copy,
-    ) -> Result<Self, crate::client::ApiError> {
+    ) -> Result<Self, EndpointError> {
+        let parse = |s: &Option<String>| s.as_deref().map(Endpoint::parse).transpose();
         let sts = match &flags.sts_endpoint {
             Some(s) => Endpoint::parse(s)?,
             None => Endpoint::parse(&config::sts_host(env))?,
         };
-        for e in [&flags.kms_endpoint, &flags.oos_endpoint]
-            .into_iter()
-            .flatten()
-        {
-            Endpoint::parse(e)?;
+        let region = flags.region.clone().filter(|r| !r.is_empty());
+        if let Some(r) = &region {
+            endpoint::region(r)?;
         }
         Ok(Self {
-            region: flags.region.clone().filter(|r| !r.is_empty()),
-            kms_endpoint: flags.kms_endpoint.clone(),
-            oos_endpoint: flags.oos_endpoint.clone(),
+            region,
+            kms_endpoint: parse(&flags.kms_endpoint)?,
+            oos_endpoint: parse(&flags.oos_endpoint)?,
             sts_endpoint: sts,
             ecs_metadata_endpoint: Endpoint::parse(&flags.ecs_metadata_endpoint)?,
+            endpoint_policy: EndpointPolicy {
+                allowed_suffixes: flags.allowed_endpoint_suffixes.clone(),
+            },
+            extra_roots: Vec::new(),
             kms_qps: flags.max_concurrent_kms_secret_pulls,
             oos_qps: flags.max_concurrent_oos_secret_pulls,
             backoff: Backoff::default(),
@@ -80,11 +98,11 @@ impl ProviderConfig {
     }
 }
 
-/// What identifies one backend fetch, for coalescing.
+/// What identifies one backend fetch (besides the credential), for
+/// coalescing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FetchKey {
-    identity: String,
-    endpoint: String,
+    endpoint: Endpoint,
     kind: ObjectType,
     name: String,
     version_id: Option<String>,
@@ -101,6 +119,7 @@ pub struct AlibabaProvider {
     kms_limit: RateLimiter,
     oos_limit: RateLimiter,
     inflight: Coalescer<FetchKey, Result<SecretValue, FetchError>>,
+    warned: Mutex<HashSet<u64>>,
 }
 
 fn invalid(e: impl std::fmt::Display) -> MountError {
@@ -111,11 +130,8 @@ impl AlibabaProvider {
     /// A provider with an optional Kubernetes client (region lookup, pod
     /// service-account annotations).
     pub fn new(config: ProviderConfig, kube: Option<kube::Client>) -> Self {
-        let http = HttpClient::new(&format!(
-            "{}/{}",
-            crate::RUNTIME_NAME,
-            env!("CARGO_PKG_VERSION")
-        ));
+        let user_agent = format!("{}/{}", crate::RUNTIME_NAME, env!("CARGO_PKG_VERSION"));
+        let http = HttpClient::new(&user_agent, &config.extra_roots);
         Self {
             auth: Auth::new(
                 config.auth.clone(),
@@ -127,26 +143,51 @@ impl AlibabaProvider {
             kms_limit: RateLimiter::new(config.kms_qps),
             oos_limit: RateLimiter::new(config.oos_qps),
             inflight: Coalescer::new(),
+            warned: Mutex::new(HashSet::new()),
             http,
             kube,
             config,
         }
     }
 
+    /// The region: the SPC's, else `--region`, else the node's, else the
+    /// default; always checked before it goes into a host name.
     async fn region(&self, req: &MountRequest) -> Result<String, MountError> {
-        if let Some(r) = req.attribute("region").filter(|r| !r.is_empty()) {
-            return Ok(r.to_string());
-        }
-        if let Some(r) = &self.config.region {
-            return Ok(r.clone());
-        }
-        let pod = req.pod();
-        match self.regions.region(&pod.namespace, &pod.name).await {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                tracing::warn!(error = %e, default = DEFAULT_REGION, "using the default region");
-                Ok(DEFAULT_REGION.into())
+        let region = if let Some(r) = req.attribute("region").filter(|r| !r.is_empty()) {
+            r.to_string()
+        } else if let Some(r) = &self.config.region {
+            r.clone()
+        } else {
+            let pod = req.pod();
+            match self.regions.region(&pod.namespace, &pod.name).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, default = DEFAULT_REGION, "using the default region");
+                    DEFAULT_REGION.into()
+                }
             }
+        };
+        endpoint::region(&region).map_err(invalid)?;
+        Ok(region)
+    }
+
+    /// Where each object is fetched from, refusing what the policy does
+    /// not allow.
+    fn endpoint(&self, object: &Object, region: &str) -> Result<Endpoint, MountError> {
+        match object.kind {
+            ObjectType::Kms => match &object.kms_endpoint {
+                Some(raw) => self.config.endpoint_policy.spc_kms(raw).map_err(invalid),
+                None => Ok(self
+                    .config
+                    .kms_endpoint
+                    .clone()
+                    .unwrap_or_else(|| Endpoint::kms_vpc(region))),
+            },
+            ObjectType::Oos => Ok(self
+                .config
+                .oos_endpoint
+                .clone()
+                .unwrap_or_else(|| Endpoint::oos_vpc(region))),
         }
     }
 
@@ -168,70 +209,8 @@ impl AlibabaProvider {
         }
     }
 
-    fn endpoint(&self, object: &Object, region: &str) -> Result<Endpoint, MountError> {
-        let raw = match object.kind {
-            ObjectType::Kms => object
-                .kms_endpoint
-                .clone()
-                .or_else(|| self.config.kms_endpoint.clone())
-                .unwrap_or_else(|| format!("kms-vpc.{region}.aliyuncs.com")),
-            ObjectType::Oos => self
-                .config
-                .oos_endpoint
-                .clone()
-                .unwrap_or_else(|| format!("oos-vpc.{region}.aliyuncs.com")),
-        };
-        Endpoint::parse(&raw).map_err(invalid)
-    }
-
-    async fn fetch(
-        &self,
-        identity: &str,
-        credential: &Credential,
-        endpoint: &Endpoint,
-        object: &Object,
-    ) -> Result<SecretValue, FetchError> {
-        let key = FetchKey {
-            identity: identity.to_string(),
-            endpoint: endpoint.to_string(),
-            kind: object.kind,
-            name: object.name.clone(),
-            version_id: object.version_id.clone(),
-            version_stage: object.version_stage.clone(),
-        };
-        self.inflight
-            .run(key, || {
-                self.config.backoff.retry(
-                    |e: &FetchError| matches!(e, FetchError::Api(a) if a.is_transient()),
-                    || async {
-                        let limiter = match object.kind {
-                            ObjectType::Kms => &self.kms_limit,
-                            ObjectType::Oos => &self.oos_limit,
-                        };
-                        limiter.acquire(RATE_LIMIT_WAIT).await.map_err(|e| {
-                            FetchError::Api(crate::client::ApiError::Transport { endpoint: endpoint.to_string(), message: e.to_string() })
-                        })?;
-                        tracing::debug!(object = %object.name, kind = object.kind.as_str(), endpoint = %endpoint, "fetching");
-                        match object.kind {
-                            ObjectType::Kms => {
-                                backend::kms_get_secret_value(&self.http, endpoint, credential, &object.name, object.version_id.as_deref(), object.version_stage.as_deref()).await
-                            }
-                            ObjectType::Oos => backend::oos_get_secret_parameter(&self.http, endpoint, credential, &object.name).await,
-                        }
-                    },
-                )
-            })
-            .await
-    }
-}
-
-impl Provider for AlibabaProvider {
-    async fn mount(&self, req: MountRequest) -> Result<Mounted, MountError> {
-        let translation =
-            PathTranslation::parse(req.attribute("pathTranslation")).map_err(invalid)?;
-        let objects = objects::parse(req.attribute("objects").unwrap_or_default(), translation)
-            .map_err(invalid)?;
-        let region = self.region(&req).await?;
+    /// The credential chain's choice for this mount.
+    async fn source(&self, req: &MountRequest) -> Result<Source, MountError> {
         let pod = req.pod();
         let use_pod_token = req.attribute("usePodServiceAccountToken") == Some("true");
         let pod_role_arn = if use_pod_token {
@@ -245,77 +224,168 @@ impl Provider for AlibabaProvider {
                 use_pod_token,
                 pod_role_arn,
                 subject: format!("{}/{}", pod.namespace, pod.service_account),
-                tokens: req.service_account_tokens().map_err(|e| e.to_string()),
+                tokens: req.service_account_tokens().map_err(|_| ()),
                 secrets: req.secrets.expose(),
             },
-        )
-        .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
-        let identity = source.identity();
-        tracing::debug!(method = source.method(), region = %region, objects = objects.len(), "authenticating");
-        let base = self
-            .auth
-            .credential(&source)
-            .await
-            .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
+        )?;
+        Ok(source)
+    }
 
-        let mut fetched: Vec<(Object, SecretValue)> = Vec::with_capacity(objects.len());
-        for object in objects {
-            let endpoint = self.endpoint(&object, &region)?;
-            let (id, cred) = match &object.cross_account_role_arn {
-                None => (identity.clone(), base.clone()),
-                Some(role) => {
-                    let c = self
-                        .auth
-                        .cross_account(&identity, &base, role)
-                        .await
-                        .map_err(|e| MountError::new(e.grpc_code(), e.to_string()))?;
-                    (format!("{identity}->{role}"), c)
-                }
+    /// Logs the ignored `objects` fields once per distinct `objects` text.
+    fn warn_unknown(&self, objects: &str, unknown: &[UnknownField]) {
+        if unknown.is_empty() {
+            return;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        objects.hash(&mut h);
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.len() >= WARNED_CAP {
+            warned.clear();
+        }
+        if warned.insert(h.finish()) {
+            let fields = unknown
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(fields = %fields, "ignoring unknown fields in objects, as upstream does");
+        }
+    }
+
+    async fn fetch(
+        &self,
+        credential: &Credential,
+        endpoint: &Endpoint,
+        object: &Object,
+    ) -> Result<SecretValue, FetchError> {
+        let key = FetchKey {
+            endpoint: endpoint.clone(),
+            kind: object.kind,
+            name: object.name.clone(),
+            version_id: object.version_id.clone(),
+            version_stage: object.version_stage.clone(),
+        };
+        let attempt = || async {
+            let limiter = match object.kind {
+                ObjectType::Kms => &self.kms_limit,
+                ObjectType::Oos => &self.oos_limit,
             };
-            let value = self
-                .fetch(&id, &cred, &endpoint, &object)
-                .await
-                .map_err(|e| {
-                    if let FetchError::Api(a) = &e
-                        && a.code().is_some_and(|c| {
-                            c.starts_with("InvalidSecurityToken")
-                                || c.starts_with("InvalidAccessKeyId")
-                        })
-                        && !matches!(source, Source::NodePublishSecret(_) | Source::Env(_))
-                    {
-                        self.auth.invalidate(&identity);
-                    }
-                    let code = match &e {
-                        FetchError::Api(a) => a.grpc_code(),
-                        FetchError::Binary(..) => tonic::Code::DataLoss,
-                    };
-                    MountError::new(code, format!("failed fetching secret {}: {e}", object.name))
-                })?;
+            limiter.acquire(RATE_LIMIT_WAIT).await?;
+            tracing::debug!(object = %object.name, kind = object.kind.as_str(), endpoint = %endpoint, "fetching");
+            match object.kind {
+                ObjectType::Kms => {
+                    let version = (
+                        object.version_id.as_deref(),
+                        object.version_stage.as_deref(),
+                    );
+                    backend::kms_get_secret_value(
+                        &self.http,
+                        endpoint,
+                        credential,
+                        &object.name,
+                        version,
+                    )
+                    .await
+                }
+                ObjectType::Oos => {
+                    backend::oos_get_secret_parameter(
+                        &self.http,
+                        endpoint,
+                        credential,
+                        &object.name,
+                    )
+                    .await
+                }
+            }
+        };
+        self.inflight
+            .run(&credential.key(), key, || {
+                self.config.backoff.retry(FetchError::is_transient, attempt)
+            })
+            .await
+    }
+
+    /// Fetches one object with the base credential or its cross-account
+    /// role; a session the backend rejects is forgotten.
+    async fn fetch_object(
+        &self,
+        source: &Source,
+        base: &Credential,
+        endpoint: &Endpoint,
+        object: &Object,
+    ) -> Result<SecretValue, MountError> {
+        let credential = match &object.cross_account_role_arn {
+            None => base.clone(),
+            Some(role) => self.auth.cross_account(base, role).await.map_err(|e| {
+                let context = format!(
+                    "failed to assume cross account role {role} for object {}",
+                    object.name
+                );
+                mount_error(&e, Some(&context))
+            })?,
+        };
+        self.fetch(&credential, endpoint, object)
+            .await
+            .map_err(|e| {
+                if let FetchError::Api(a) = &e
+                    && a.is_rejected_credential()
+                {
+                    self.auth.invalidate(&source.key());
+                    self.auth.invalidate(&base.key());
+                }
+                mount_error(&e, Some(&format!("failed fetching secret {}", object.name)))
+            })
+    }
+}
+
+/// Files and versions of the fetched objects, with their jmesPath
+/// extractions.
+fn respond(fetched: &[(Object, SecretValue)], mode: u32) -> Result<Mounted, MountError> {
+    let mut mounted = Mounted::new();
+    for (object, value) in fetched {
+        let version = if value.version.is_empty() {
+            "unknown"
+        } else {
+            value.version.as_str()
+        };
+        mounted
+            .file(&object.file, mode, value.data.expose().clone())
+            .map_err(invalid)?;
+        mounted.version(&object.file, version);
+        if object.jmes.is_empty() {
+            continue;
+        }
+        let json = JsonSecret::parse(&object.name, value.data.expose()).map_err(invalid)?;
+        for (path, file) in &object.jmes {
+            let v = json.extract(path, file).map_err(invalid)?;
+            mounted.file(file, mode, v.into_bytes()).map_err(invalid)?;
+            mounted.version(file, version);
+        }
+    }
+    Ok(mounted)
+}
+
+impl Provider for AlibabaProvider {
+    async fn mount(&self, req: MountRequest) -> Result<Mounted, MountError> {
+        let translation =
+            PathTranslation::parse(req.attribute("pathTranslation")).map_err(invalid)?;
+        let text = req.attribute("objects").unwrap_or_default();
+        let parsed = objects::parse(text, translation, Strictness::Lenient).map_err(invalid)?;
+        self.warn_unknown(text, &parsed.unknown);
+        let region = self.region(&req).await?;
+        let endpoints = parsed
+            .objects
+            .iter()
+            .map(|o| self.endpoint(o, &region))
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = self.source(&req).await?;
+        tracing::debug!(method = source.method(), region = %region, objects = parsed.objects.len(), "authenticating");
+        let base = self.auth.credential(&source).await?;
+        let mut fetched = Vec::with_capacity(parsed.objects.len());
+        for (object, endpoint) in parsed.objects.into_iter().zip(&endpoints) {
+            let value = self.fetch_object(&source, &base, endpoint, &object).await?;
             fetched.push((object, value));
         }
-
-        let mut mounted = Mounted::new();
-        let mode = req.permission;
-        for (object, value) in &fetched {
-            let version = if value.version.is_empty() {
-                "unknown"
-            } else {
-                value.version.as_str()
-            };
-            mounted
-                .file(&object.file, mode, value.data.expose().clone())
-                .map_err(invalid)?;
-            mounted.version(&object.file, version);
-            if object.jmes.is_empty() {
-                continue;
-            }
-            let json = JsonSecret::parse(&object.name, value.data.expose()).map_err(invalid)?;
-            for (path, file) in &object.jmes {
-                let v = json.extract(path, file).map_err(invalid)?;
-                mounted.file(file, mode, v.into_bytes()).map_err(invalid)?;
-                mounted.version(file, version);
-            }
-        }
-        Ok(mounted)
+        respond(&fetched, req.permission)
     }
 }

@@ -4,6 +4,8 @@
 //! The driver binary is a parameter: today the upstream Go driver (v1.6.0);
 //! our own driver is added to [`drivers`] when its publish path lands.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,11 +18,13 @@ use secrets_store_alibaba_emulator::Emulator;
 use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
 use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
 use secrets_store_testkit::process::{Process, free_port};
-use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools, wait_for};
+use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const OIDC_PROVIDER: &str = "acs:ram::111:oidc-provider/ack-rrsa-test";
 const CANARY: &str = "canary-7f3e9b1c-secret-value";
+/// Valid base64 text, so a decoder error could quote it.
+const BINARY_CANARY: &str = "Y2FuYXJ5YmluYXJ5c2VjcmV0";
 
 /// The driver binaries every scenario runs against.
 /// Every flow runs with our driver and with the upstream Go driver v1.6.0.
@@ -77,22 +81,12 @@ impl Env {
                 format!("--sts-endpoint={url}"),
                 format!("--ecs-metadata-endpoint={url}"),
                 "--region=cn-test".into(),
-                "-v=5".into(),
+                "-v=10".into(),
             ],
             &env,
             &providers.path().join("provider.log"),
         )?;
-        let socket = providers.path().join("alibabacloud.sock");
-        wait_for(
-            "the provider socket",
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                let exists = socket.exists();
-                async move { Ok(exists.then_some(())) }
-            },
-        )
-        .await?;
+        support::wait_for_socket(&providers.path().join("alibabacloud.sock")).await?;
         let mut args = vec![
             "--nodeid=node-e2e".into(),
             format!("--provider-volume={}", providers.path().display()),
@@ -288,9 +282,36 @@ async fn seed_examples_objects_versions_jmes_oos_translation_rotation() -> anyho
             .await??;
         assert_eq!(text(&files, "app/param"), "param-value-2");
 
+        // A binary secret the decoder refuses: the mount fails, and neither
+        // its bytes nor their base64 reach the error or the logs (-v=10).
+        env.spc("binary", &[("objects", "- objectName: blob\n")])
+            .await?;
+        env.emu.answer_next_raw(
+            200,
+            format!(
+                r#"{{"SecretData":"{BINARY_CANARY}!","SecretDataType":"binary","VersionId":"b2"}}"#
+            )
+            .as_bytes(),
+        );
+        let failed = env
+            .publish(
+                &TestPod::new(&env.ns, "binary", "binary"),
+                &TokenOptions::default(),
+            )
+            .await?
+            .expect_err("undecodable binary secret");
+        assert!(
+            failed
+                .message()
+                .contains("decode binary data error: invalid base64, key: blob")
+                && !failed.message().contains(BINARY_CANARY),
+            "{failed:?}"
+        );
+
         let logs = env.logs();
         assert!(
             !logs.contains(CANARY)
+                && !logs.contains(BINARY_CANARY)
                 && !logs.contains("testpassword")
                 && !logs.contains("alice-secret"),
             "secret in logs:\n{logs}"

@@ -1,16 +1,20 @@
 //! The provider's Mount over its socket, in process, against the local
-//! Alibaba protocol server: objects, versions, backends, auth paths,
-//! throttling, coalescing, rotation and hostile input.
+//! Alibaba protocol server (over TLS, its CA trusted): objects, versions,
+//! backends, auth paths, throttling, coalescing, rotation, hostile input
+//! and the hardening findings (credential-keyed caches, endpoint policy,
+//! bounded answers, no secret bytes in errors or logs).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use secrets_store_alibaba_emulator::Emulator;
 use secrets_store_proto::provider::v1alpha1 as pb;
 use secrets_store_proto::provider::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use secrets_store_provider_alibabacloud::auth::AuthEnv;
-use secrets_store_provider_alibabacloud::client::Endpoint;
+use secrets_store_provider_alibabacloud::endpoint::{Endpoint, EndpointPolicy};
 use secrets_store_provider_alibabacloud::{AlibabaProvider, ProviderConfig};
 use secrets_store_provider_sdk::ops::backoff::Backoff;
 use secrets_store_provider_sdk::{Server, ServerConfig};
@@ -34,8 +38,14 @@ impl Drop for Harness {
 }
 
 async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness {
-    let emu = Emulator::start().await.expect("emulator");
+    let emu = Emulator::start_tls(([127, 0, 0, 1], 0).into(), &[])
+        .await
+        .expect("emulator");
     setup(&emu);
+    let ca = emu.ca_pem().expect("tls").as_bytes();
+    let extra_roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(ca)
+        .collect::<Result<_, _>>()
+        .expect("ca");
     let env: BTreeMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -43,10 +53,14 @@ async fn harness(env: &[(&str, &str)], setup: impl FnOnce(&Emulator)) -> Harness
     let url = emu.url();
     let config = ProviderConfig {
         region: Some("cn-test".into()),
-        kms_endpoint: Some(url.clone()),
-        oos_endpoint: Some(url.clone()),
+        kms_endpoint: Some(Endpoint::parse(&url).expect("kms")),
+        oos_endpoint: Some(Endpoint::parse(&url).expect("oos")),
         sts_endpoint: Endpoint::parse(&url).expect("sts"),
         ecs_metadata_endpoint: Endpoint::parse(&url).expect("ecs"),
+        endpoint_policy: EndpointPolicy {
+            allowed_suffixes: vec!["localhost".into()],
+        },
+        extra_roots,
         kms_qps: 1000,
         oos_qps: 1000,
         backoff: Backoff {
@@ -93,6 +107,20 @@ fn env_ak() -> Vec<(&'static str, &'static str)> {
         ("ACCESS_KEY_ID", "AKID-ALICE"),
         ("SECRET_ACCESS_KEY", "alice-secret"),
     ]
+}
+
+const PROVIDER_ROLE: &str = "acs:ram::111:role/provider";
+
+/// Env AK of alice plus `ALICLOUD_ROLE_ARN` (the RAM-role method).
+fn ram_role_env() -> Vec<(&'static str, &'static str)> {
+    let mut env = env_ak();
+    env.push(("ALICLOUD_ROLE_ARN", PROVIDER_ROLE));
+    env
+}
+
+fn alice_assumes_the_provider_role(emu: &Emulator) {
+    alice(emu);
+    emu.add_role(PROVIDER_ROLE, &[USER]);
 }
 
 fn alice(emu: &Emulator) {
@@ -428,8 +456,8 @@ async fn hostile_input_fails_before_any_backend_call() {
             "failed to load SecretProviderClass: objects is not a valid YAML list",
         ),
         (
-            "- objectName: a\n  objectTyp: kms\n",
-            "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 3: unknown field `objectTyp`",
+            "- objectName: a\n  objectVersion: [1]\n",
+            "failed to load SecretProviderClass: object 0 (\"a\"): line 2 column 18: expected string scalar",
         ),
         (
             "- objectName: a\n  objectType: s3\n",
@@ -622,20 +650,12 @@ async fn node_publish_secret_beats_env_and_cross_account_assumes_a_role() {
 
 #[tokio::test]
 async fn ram_role_and_provider_rrsa() {
-    let role = "acs:ram::111:role/provider";
-    let mut h = harness(
-        &[
-            ("ACCESS_KEY_ID", "AKID-ALICE"),
-            ("SECRET_ACCESS_KEY", "alice-secret"),
-            ("ALICLOUD_ROLE_ARN", role),
-        ],
-        |e| {
-            alice(e);
-            e.add_role(role, &[USER]);
-            e.add_secret("s", "1", "v");
-            e.restrict("s", &[role]);
-        },
-    )
+    let role = PROVIDER_ROLE;
+    let mut h = harness(&ram_role_env(), |e| {
+        alice_assumes_the_provider_role(e);
+        e.add_secret("s", "1", "v");
+        e.restrict("s", &[role]);
+    })
     .await;
     for _ in 0..2 {
         mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
@@ -689,4 +709,289 @@ async fn ram_role_and_provider_rrsa() {
         .expect("provider rrsa");
     assert_eq!(f["s"], "v");
     assert_eq!(h.emu.count("AssumeRoleWithOIDC", role), 1);
+}
+
+/// Log lines written while a test runs (current-thread runtime: every task
+/// of the provider and its HTTP client logs here).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let c = Self::default();
+        let writer = c.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (c, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn same_key_id_with_a_wrong_secret_never_gets_the_owners_session_or_content() {
+    let remote = "acs:ram::222:role/reader";
+    let mut h = harness(&[], |e| {
+        alice(e);
+        e.add_secret("remote", "r1", "owner-only-content");
+        e.restrict("remote", &[remote]);
+        e.add_secret("hot", "1", "owner-hot-content");
+        e.restrict("hot", &[USER]);
+        e.add_role(remote, &[USER]);
+    })
+    .await;
+    let owner = [
+        ("access_key", "AKID-ALICE"),
+        ("access_secret", "alice-secret"),
+    ];
+    let thief = [("access_key", "AKID-ALICE"), ("access_secret", "guessed")];
+    let cross = format!("- objectName: remote\n  crossAccountRoleArn: {remote}\n");
+    let (f, _) = mount(&mut h, request(&[("objects", &cross)], &owner))
+        .await
+        .expect("owner");
+    assert_eq!(f["remote"], "owner-only-content");
+    // The owner's assumed-role session is cached; the thief must not get it.
+    let e = mount(&mut h, request(&[("objects", &cross)], &thief))
+        .await
+        .expect_err("thief");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    assert!(
+        e.message().starts_with(&format!(
+            "failed to assume cross account role {remote} for object remote: get cross-account credential: SignatureDoesNotMatch"
+        )),
+        "{}",
+        e.message()
+    );
+    assert_eq!(h.emu.count("AssumeRole", remote), 1, "only the owner's");
+
+    // Concurrent fetches of one object are shared only with the same
+    // credential: the thief's runs on its own and fails.
+    h.emu.set_latency(Duration::from_millis(200));
+    let spawn = |secrets: [(&'static str, &'static str); 2]| {
+        let mut c = h.client.clone();
+        tokio::spawn(async move {
+            c.mount(request(&[("objects", "- objectName: hot\n")], &secrets))
+                .await
+        })
+    };
+    let (o, t) = (spawn(owner), spawn(thief));
+    let o = o.await.expect("join").expect("owner").into_inner();
+    assert_eq!(o.files[0].contents, b"owner-hot-content");
+    let t = t.await.expect("join").expect_err("thief");
+    assert_eq!(t.code(), tonic::Code::PermissionDenied);
+    assert!(!t.message().contains("owner-hot-content"));
+}
+
+#[tokio::test]
+async fn hostile_endpoints_and_regions_are_refused_before_any_request() {
+    let mut h = harness(&ram_role_env(), alice_assumes_the_provider_role).await;
+    let port = h.emu.addr().port();
+    let endpoints = [
+        (
+            "http://kms.cn-test.aliyuncs.com".to_string(),
+            "kmsEndpoint \"http://kms.cn-test.aliyuncs.com\" must use https",
+        ),
+        (
+            "evil.example".into(),
+            "kmsEndpoint \"evil.example\" is not an Alibaba Cloud KMS endpoint",
+        ),
+        (
+            "kms.cn-test.aliyuncs.com.evil.example".into(),
+            "kmsEndpoint \"kms.cn-test.aliyuncs.com.evil.example\" is not an Alibaba Cloud KMS endpoint",
+        ),
+        (
+            format!("127.0.0.1:{port}"),
+            "is not an Alibaba Cloud KMS endpoint",
+        ),
+        (
+            "x.evil.example?".into(),
+            "invalid endpoint \"x.evil.example?\"",
+        ),
+    ];
+    for (endpoint, want) in &endpoints {
+        let objects = format!("- objectName: s\n  kmsEndpoint: \"{endpoint}\"\n");
+        let e = mount(&mut h, request(&[("objects", &objects)], &[]))
+            .await
+            .expect_err(endpoint);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().contains(want), "{endpoint}: {}", e.message());
+    }
+    for region in ["x.evil.example?", "evil.example/", "CN-HANGZHOU", "a b"] {
+        let e = mount(
+            &mut h,
+            request(&[("objects", "- objectName: s\n"), ("region", region)], &[]),
+        )
+        .await
+        .expect_err(region);
+        assert_eq!(
+            (e.code(), e.message().to_string()),
+            (
+                tonic::Code::InvalidArgument,
+                format!("invalid region {region:?}: only a-z, 0-9 and - are allowed")
+            )
+        );
+    }
+    assert!(h.emu.calls().is_empty(), "{:?}", h.emu.calls());
+    // An allowed endpoint is used.
+    h.emu.add_secret("s", "1", "v");
+    let objects = format!("- objectName: s\n  kmsEndpoint: localhost:{port}\n");
+    let (f, _) = mount(&mut h, request(&[("objects", &objects)], &[]))
+        .await
+        .expect("allowed");
+    assert_eq!(f["s"], "v");
+}
+
+#[tokio::test]
+async fn broken_backend_answers_give_bounded_errors_without_their_body() {
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("s", "1", "v");
+    })
+    .await;
+    let url = h.emu.url();
+    let canary = "canary-9c1d-backend-body";
+    let huge = format!("{{\"SecretData\":\"{}\"}}", canary.repeat(60_000));
+    let nested = format!("{{\"SecretData\":{{\"x\":\"{canary}\"}}}}");
+    let cases: [(u16, &[u8], tonic::Code, String); 4] = [
+        (
+            200,
+            canary.as_bytes(),
+            tonic::Code::Internal,
+            format!(
+                "failed fetching secret s: unexpected answer from {url} (24 bytes): not JSON at line 1 column 1"
+            ),
+        ),
+        (
+            404,
+            canary.as_bytes(),
+            tonic::Code::Internal,
+            format!("failed fetching secret s: HTTP 404 from {url} (24 bytes, not an error JSON)"),
+        ),
+        (
+            200,
+            huge.as_bytes(),
+            tonic::Code::Internal,
+            format!("failed fetching secret s: the answer from {url} exceeds 1048576 bytes"),
+        ),
+        (
+            200,
+            nested.as_bytes(),
+            tonic::Code::Internal,
+            format!(
+                "failed fetching secret s: unexpected answer from {url} (47 bytes): unexpected JSON at line 1 column"
+            ),
+        ),
+    ];
+    for (status, body, code, want) in cases {
+        h.emu.answer_next_raw(status, body);
+        let e = mount(&mut h, request(&[("objects", "- objectName: s\n")], &[]))
+            .await
+            .expect_err(&want);
+        assert_eq!(e.code(), code, "{}", e.message());
+        assert!(e.message().starts_with(&want), "{}", e.message());
+        assert!(!e.message().contains(canary));
+    }
+}
+
+#[tokio::test]
+async fn no_binary_secret_bytes_in_errors_or_trace_logs() {
+    let (logs, _guard) = Captured::start();
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_binary_secret("bin", "1", b"canary-77aa-binary");
+    })
+    .await;
+    let (f, _) = mount(&mut h, request(&[("objects", "- objectName: bin\n")], &[]))
+        .await
+        .expect("binary");
+    assert_eq!(f["bin"], "canary-77aa-binary");
+    // A binary secret the decoder refuses: its bytes stay out of the error.
+    h.emu.answer_next_raw(
+        200,
+        br#"{"SecretData":"canary-77aa-binary!","SecretDataType":"binary","VersionId":"2"}"#,
+    );
+    let e = mount(&mut h, request(&[("objects", "- objectName: bin\n")], &[]))
+        .await
+        .expect_err("bad base64");
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            tonic::Code::DataLoss,
+            "failed fetching secret bin: decode binary data error: invalid base64, key: bin"
+        )
+    );
+    let text = logs.text();
+    assert!(text.contains("fetching"), "trace logs were captured");
+    for canary in ["canary-77aa", "Y2FuYXJ5LTc3YWEtYmluYXJ5", "alice-secret"] {
+        assert!(!text.contains(canary), "{canary} logged");
+    }
+}
+
+#[tokio::test]
+async fn unknown_object_fields_are_accepted_with_one_warning() {
+    let (logs, _guard) = Captured::start();
+    let mut h = harness(&env_ak(), |e| {
+        alice(e);
+        e.add_secret("s", "1", "v");
+    })
+    .await;
+    let objects = "- objectName: s\n  objectTyp: kms\n  jmesPath: []\n";
+    for _ in 0..2 {
+        let (f, _) = mount(&mut h, request(&[("objects", objects)], &[]))
+            .await
+            .expect("lenient");
+        assert_eq!(f["s"], "v");
+    }
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("ignoring unknown fields"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("object 0 (\"s\"): objectTyp"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[tokio::test]
+async fn imdsv1_disabled_requires_a_metadata_token() {
+    let role = "acs:ram::111:role/node";
+    let setup = |e: &Emulator| {
+        e.set_ecs_role(role);
+        e.add_secret("s", "1", "v");
+        e.fail_metadata_tokens();
+    };
+    let req = || request(&[("objects", "- objectName: s\n")], &[]);
+    let mut v1 = harness(&[], setup).await;
+    let (f, _) = mount(&mut v1, req()).await.expect("IMDSv1 fallback");
+    assert_eq!(f["s"], "v");
+    let mut v2 = harness(&[("ALIBABA_CLOUD_IMDSV1_DISABLED", "true")], setup).await;
+    let e = mount(&mut v2, req()).await.expect_err("no token");
+    assert_eq!(
+        (e.code(), e.message()),
+        (
+            tonic::Code::Internal,
+            "get ecs-ram-role credential: ECS metadata: session token (IMDSv1 is disabled) unavailable (HTTP 403)"
+        )
+    );
+    assert_eq!(v2.emu.count("EcsCredentials", role), 0);
 }

@@ -43,8 +43,10 @@ use crate::mount::{Mounter, TmpfsOptions};
 use crate::provider::ProviderClients;
 use crate::spc::{self, ProviderClass};
 use crate::status::{self, PodRef};
+use crate::sync::SyncHandle;
 use crate::target::{self, Target};
 use crate::volume::{Phase, RECORD_VERSION, Store, VolumeRecord};
+use secrets_store_crds::spcps_name;
 
 /// Files an older driver kept on the tmpfs; removed when such a volume is
 /// resumed (the state now lives in the state directory).
@@ -142,6 +144,7 @@ pub struct Publisher {
     providers: Arc<ProviderClients>,
     store: Store,
     kube: LazyClient,
+    sync: SyncHandle,
     in_flight: Mutex<HashSet<PathBuf>>,
 }
 
@@ -186,8 +189,17 @@ impl Publisher {
             providers,
             store,
             kube,
+            sync: SyncHandle::disconnected(),
             in_flight: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Asks the secret sync controller for a pass after each fill (it
+    /// also sees the SecretProviderClassPodStatus change through its watch;
+    /// this covers content that changed under unchanged versions).
+    pub fn with_sync(mut self, sync: SyncHandle) -> Self {
+        self.sync = sync;
+        self
     }
 
     /// The target path rules.
@@ -351,6 +363,10 @@ impl Publisher {
         };
         let (store, target) = (self.store.clone(), req.target.clone());
         blocking(move || Ok(store.save(&target, &record)?)).await?;
+        if changed && !class.object.spec.secret_objects.is_empty() {
+            let spcps = spcps_name(&req.pod.name, &req.pod.namespace, &class.name);
+            self.sync.changed(&req.pod.namespace, &spcps);
+        }
         Ok(changed)
     }
 

@@ -7,15 +7,35 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::PostParams;
-use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
+use kube::api::{ListParams, PostParams};
+use secrets_store_crds::v1::{
+    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassSpec,
+};
 use secrets_store_testkit::driver::DriverProcess;
 use secrets_store_testkit::fake_provider::FakeProvider;
 use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions};
 
 /// Node name the driver runs as.
 pub const NODE: &str = "node-1";
+
+/// How long a test waits for the asynchronous secret sync.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `secretObjects[].data` from (objectName, key) pairs.
+pub fn secret_data(pairs: &[(&str, &str)]) -> Vec<SecretObjectData> {
+    pairs
+        .iter()
+        .map(|(o, k)| SecretObjectData {
+            object_name: o.to_string(),
+            key: k.to_string(),
+        })
+        .collect()
+}
 
 /// One driver with one fake provider (`fake`) and a namespace.
 pub struct Env {
@@ -124,6 +144,72 @@ impl Env {
         Ok(())
     }
 
+    /// Creates SecretProviderClass `name` for the fake provider with
+    /// `secretObjects` and class annotations.
+    pub async fn spc_with_secrets(
+        &self,
+        name: &str,
+        objects: Vec<SecretObject>,
+        annotations: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let api: Api<SecretProviderClass> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut spc = SecretProviderClass::new(
+            name,
+            SecretProviderClassSpec {
+                provider: "fake".into(),
+                parameters: [("objects".to_string(), "x".to_string())].into(),
+                secret_objects: objects,
+            },
+        );
+        if !annotations.is_empty() {
+            spc.metadata.annotations = Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+        api.create(&PostParams::default(), &spc).await?;
+        Ok(())
+    }
+
+    /// Events about pod `pod`: (reason, note).
+    pub async fn events_for(&self, pod: &str) -> anyhow::Result<Vec<(String, String)>> {
+        pod_events(&self.client, &self.ns, pod).await
+    }
+
+    /// Waits (sync is asynchronous) for an event about `pod` with `reason`
+    /// whose note contains every one of `words`; returns the note.
+    pub async fn wait_event(
+        &self,
+        pod: &str,
+        reason: &str,
+        words: &[&str],
+    ) -> anyhow::Result<String> {
+        wait_pod_event(&self.client, &self.ns, pod, reason, words).await
+    }
+
+    /// Waits (sync is asynchronous) for Secret `name` to exist and satisfy
+    /// `check`; returns it.
+    pub async fn wait_secret(
+        &self,
+        name: &str,
+        check: impl Fn(&Secret) -> bool,
+    ) -> anyhow::Result<Secret> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let check = &check;
+        secrets_store_testkit::wait_for(
+            &format!("secret {name}"),
+            SYNC_TIMEOUT,
+            Duration::from_millis(100),
+            || {
+                let api = api.clone();
+                async move { Ok(api.get_opt(name).await?.filter(|s| check(s))) }
+            },
+        )
+        .await
+    }
+
     /// Creates a pod named `pod` with one volume `secrets` using SPC `spc`.
     pub async fn pod(
         &self,
@@ -174,6 +260,48 @@ impl Drop for Env {
         // Volumes a test did not unpublish must not stay mounted.
         secrets_store_testkit::mounts::unmount_all_under(self._dir.path());
     }
+}
+
+/// Events about pod `ns/pod`: (reason, note).
+pub async fn pod_events(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect())
+}
+
+/// Waits for an event about pod `ns/pod` with `reason` whose note contains
+/// every one of `words`; returns the note.
+pub async fn wait_pod_event(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+    reason: &str,
+    words: &[&str],
+) -> anyhow::Result<String> {
+    secrets_store_testkit::wait_for(
+        &format!("event {reason} on {pod} mentioning {words:?}"),
+        SYNC_TIMEOUT,
+        Duration::from_millis(100),
+        || async {
+            Ok(pod_events(client, ns, pod)
+                .await?
+                .into_iter()
+                .find_map(|(r, n)| {
+                    (r == reason && words.iter().all(|w| n.contains(w))).then_some(n)
+                }))
+        },
+    )
+    .await
 }
 
 /// Whether `path` is a mount point, and of which filesystem type.

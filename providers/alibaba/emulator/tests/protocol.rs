@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use secrets_store_alibaba_emulator::Emulator;
-use secrets_store_provider_alibabacloud::client::{nonce, timestamp};
 use secrets_store_provider_alibabacloud::sign::{self, Canonical};
+use secrets_store_provider_alibabacloud::transport::{nonce, timestamp};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -193,14 +193,7 @@ impl Signed {
             payload_hash: &payload_hash,
         }
         .authorization(&self.key_id, &self.secret);
-        let qs = self
-            .tampered_query
-            .as_ref()
-            .unwrap_or(&self.query)
-            .iter()
-            .map(|(k, v)| format!("{}={}", sign::encode(k), sign::encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let qs = sign::query(self.tampered_query.as_ref().unwrap_or(&self.query));
         headers.retain(|(k, _)| k != "host");
         headers.push(("authorization".into(), authorization));
         headers.extend(self.unsigned.iter().cloned());
@@ -478,11 +471,8 @@ async fn assume_role_with_oidc_checks_the_token() {
             ("OIDCProviderArn", provider),
             ("OIDCToken", token.as_str()),
             ("RoleSessionName", "s"),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{}={}", sign::encode(k), sign::encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+        ];
+        let body = sign::query(&body);
         let emu = &emu;
         async move {
             raw(
