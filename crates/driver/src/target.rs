@@ -341,7 +341,7 @@ mod tests {
             format!("{base}/V/mount"),
             format!("{base}/.v/mount"),
             format!("/var/lib/kubelet/pods/{UID}/volumes/kubernetes.io~empty-dir/v/mount"),
-            format!("/var/lib/kubelet/pods/a b/volumes/kubernetes.io~csi/v/mount"),
+            "/var/lib/kubelet/pods/a b/volumes/kubernetes.io~csi/v/mount".to_string(),
             format!("/var/lib/kubeletx/pods/{UID}/volumes/kubernetes.io~csi/v/mount"),
             "/var/lib/kubelet".to_string(),
         ];
