@@ -147,7 +147,7 @@ impl Peer {
         envs.extend_from_slice(env);
         let process = Process::spawn(
             &format!("{kind:?} alibabacloud provider"),
-            Path::new("/usr/bin/unshare"),
+            Path::new("unshare"),
             &args,
             &envs,
             &dir.path().join("provider.log"),
