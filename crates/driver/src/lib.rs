@@ -18,12 +18,15 @@ pub mod metrics;
 pub mod mount;
 pub mod provider;
 pub mod publish;
-pub mod redact;
 pub mod refresh;
 pub mod server;
 pub mod spc;
 pub mod status;
 pub mod sync;
+pub mod version;
+
+/// The workspace's one redaction wrapper, under the path driver modules use.
+pub use secrets_store_redact as redact;
 
 /// Version reported to kubelet and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

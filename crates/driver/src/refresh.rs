@@ -30,7 +30,7 @@ use secrets_store_crds::USED_LABEL;
 
 use crate::publish::{POD_NAME, POD_NAMESPACE, POD_UID, PUBLISHED_MARKER, Publisher, SavedVolume};
 
-use secrets_store_proto::attributes::SERVICE_ACCOUNT_NAME;
+use secrets_store_proto::attributes::{SERVICE_ACCOUNT_NAME, ServiceAccountTokens};
 
 /// Why one volume could not be refreshed by the loop.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +168,7 @@ async fn mint_tokens(
         return Ok(None);
     }
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let mut out = serde_json::Map::new();
+    let mut out = ServiceAccountTokens::default();
     for r in requests {
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
@@ -188,11 +188,13 @@ async fn mint_tokens(
             .await?
             .status;
         if let Some(status) = status {
+            let expiry = status.expiration_timestamp.map(|t| t.0.to_string());
             out.insert(
                 r.audience,
-                serde_json::json!({"token": status.token, "expirationTimestamp": status.expiration_timestamp}),
+                status.token.unwrap_or_default(),
+                expiry.unwrap_or_default(),
             );
         }
     }
-    Ok(Some(serde_json::Value::Object(out).to_string()))
+    Ok(Some(out.to_json()))
 }
