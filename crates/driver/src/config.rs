@@ -309,8 +309,12 @@ mod tests {
             "--provider-health-check=True",
             "--log-format-json=0",
             "-enable-refresh-loop=t",
+            "-logtostderr",
+            "-vmodule=publish=5",
+            "--log_file_max_size=10",
         ])
         .expect("go syntax");
+        assert_eq!(f.log.ignored(), ["--vmodule", "--log_file_max_size"]);
         assert_eq!(f.endpoint, "unix:///x/csi.sock");
         assert!(f.enable_secret_rotation && f.provider_health_check && f.enable_refresh_loop);
         assert!(!f.log.json && !f.enable_pprof);
