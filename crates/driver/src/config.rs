@@ -1,11 +1,14 @@
 //! Command-line flags, with the upstream driver's names and defaults so an
 //! upstream DaemonSet's arguments work unchanged, turned into a validated
-//! [`Config`] before anything starts.
+//! [`Config`] before anything starts. Parse them with
+//! `secrets_store_go_flag::parse` (Go syntax: `-flag=value`, bare or
+//! `=false` bools); a plain `bool` field is a Go bool.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use secrets_store_logging::LogFlags;
 
 /// Errors in the command line.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +23,14 @@ pub enum Error {
 
 /// Raw flags as given on the command line (upstream names and defaults).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "secrets-store-csi-driver", version = crate::VERSION, about)]
+#[command(name = "secrets-store-csi-driver", about)]
 pub struct Flags {
+    /// Print the version as JSON (upstream's shape) and exit.
+    #[arg(long)]
+    pub version: bool,
+    /// Logging: `-v`, `--log-format-json` and klog's flags.
+    #[command(flatten)]
+    pub log: LogFlags,
     /// CSI endpoint, `unix://<path>`.
     #[arg(long, default_value = "unix://tmp/csi.sock")]
     pub endpoint: String,
@@ -31,9 +40,6 @@ pub struct Flags {
     /// Node name (NodeGetInfo node_id, SecretProviderClassPodStatus node label).
     #[arg(long, default_value = "")]
     pub nodeid: String,
-    /// Log as JSON instead of text.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub log_format_json: bool,
     /// Directory of provider sockets.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
     pub provider_volume: PathBuf,
@@ -43,17 +49,18 @@ pub struct Flags {
     /// Address of the Prometheus metrics endpoint.
     #[arg(long, default_value = ":8095")]
     pub metrics_addr: String,
-    /// Metrics backend; only Prometheus exists.
+    /// Metrics backend; only Prometheus exists (others are ignored with a
+    /// warning).
     #[arg(long, default_value = "Prometheus")]
     pub metrics_backend: String,
     /// Refresh mounted content on kubelet republish.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long)]
     pub enable_secret_rotation: bool,
     /// Minimum interval between two refreshes of a volume (Go duration).
     #[arg(long, default_value = "2m")]
     pub rotation_poll_interval: String,
     /// Serve pprof (accepted for compatibility; there is no Go profiler here).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long)]
     pub enable_pprof: bool,
     /// pprof port (accepted for compatibility).
     #[arg(long, default_value_t = 6065)]
@@ -62,7 +69,7 @@ pub struct Flags {
     #[arg(long, default_value_t = 4194304)]
     pub max_call_recv_msg_size: usize,
     /// Poll providers with Version and report their health.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long)]
     pub provider_health_check: bool,
     /// Interval of provider health checks (Go duration).
     #[arg(long, default_value = "2m")]
@@ -73,15 +80,12 @@ pub struct Flags {
     /// Refresh mounted volumes from the driver itself every
     /// --rotation-poll-interval, for clusters whose CSIDriver has no
     /// requiresRepublish (needs --enable-secret-rotation). Not an upstream flag.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long)]
     pub enable_refresh_loop: bool,
     /// Deadline of one provider Mount call (Go duration). Not an upstream
     /// flag: upstream waits as long as kubelet does.
     #[arg(long, default_value = "60s")]
     pub provider_timeout: String,
-    /// Log verbosity (klog's -v): 0 info, 4 debug, 5 and more trace.
-    #[arg(short = 'v', long = "v", default_value_t = 0)]
-    pub verbosity: u8,
     /// kubelet's root directory. Targets must be kubelet's CSI mount
     /// directories under it (`<dir>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount`).
     /// Not an upstream flag.
@@ -130,10 +134,10 @@ pub struct Config {
     pub kubeconfig: String,
     /// Address of the metrics endpoint.
     pub metrics_addr: String,
-    /// Log as JSON.
-    pub log_json: bool,
-    /// Log verbosity.
-    pub verbosity: u8,
+    /// Logging flags.
+    pub log: LogFlags,
+    /// Flags given that have no effect here (warned about at start).
+    pub ignored: Vec<String>,
     /// kubelet's root directory.
     pub kubelet_dir: PathBuf,
     /// Driver-private volume state directory.
@@ -149,6 +153,22 @@ pub struct Config {
 }
 
 impl Flags {
+    /// Driver flags accepted for upstream compatibility that do nothing
+    /// here (klog's are reported by [`LogFlags`]).
+    pub fn ignored(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.metrics_backend.eq_ignore_ascii_case("prometheus") {
+            out.push(format!("--metrics-backend={}", self.metrics_backend));
+        }
+        if self.enable_pprof {
+            out.push("--enable-pprof".into());
+        }
+        if self.pprof_port != 6065 {
+            out.push("--pprof-port".into());
+        }
+        out
+    }
+
     /// Validates the flags.
     pub fn into_config(self) -> Result<Config, Error> {
         let mut provider_dirs: Vec<PathBuf> = self
@@ -164,7 +184,9 @@ impl Flags {
         } else {
             PathBuf::from(&self.state_dir)
         };
+        let ignored = self.ignored();
         Ok(Config {
+            ignored,
             tmpfs_size: tmpfs_size(self.max_call_recv_msg_size),
             kubelet_dir: self.kubelet_dir,
             state_dir,
@@ -186,8 +208,7 @@ impl Flags {
             refresh_loop: self.enable_refresh_loop && self.enable_secret_rotation,
             kubeconfig: self.kubeconfig,
             metrics_addr: self.metrics_addr,
-            log_json: self.log_format_json,
-            verbosity: self.verbosity,
+            log: self.log,
         })
     }
 }
@@ -219,7 +240,7 @@ pub fn tmpfs_size(max_call_recv_msg_size: usize) -> u64 {
 
 /// Parses a Go duration string (`300ms`, `2m`, `1h30m`, `1.5s`).
 pub fn parse_duration(s: &str) -> Result<Duration, Error> {
-    secrets_store_go_duration::parse(s).map_err(|e| Error::Duration(e.0))
+    secrets_store_go_flag::parse_duration(s).map_err(|e| Error::Duration(e.0))
 }
 
 #[cfg(test)]
@@ -244,7 +265,7 @@ mod tests {
 
     #[test]
     fn upstream_daemonset_arguments_parse() {
-        let flags = Flags::try_parse_from([
+        let flags = secrets_store_go_flag::try_parse_from::<Flags, _, _>([
             "secrets-store-csi-driver",
             "--endpoint=unix:///csi/csi.sock",
             "--nodeid=node-1",
@@ -262,7 +283,8 @@ mod tests {
         let config = flags.into_config().expect("valid");
         assert_eq!(config.socket, PathBuf::from("/csi/csi.sock"));
         assert_eq!(config.node_id, "node-1");
-        assert_eq!(config.verbosity, 5);
+        assert_eq!(config.log.verbosity, 5);
+        assert!(config.ignored.is_empty());
         assert_eq!(
             config.provider_dirs,
             [
@@ -275,8 +297,56 @@ mod tests {
     }
 
     #[test]
+    fn go_style_bools_and_single_dash_flags() {
+        let parse = |args: &[&str]| {
+            secrets_store_go_flag::try_parse_from::<Flags, _, _>(
+                std::iter::once("d").chain(args.iter().copied()),
+            )
+        };
+        let f = parse(&[
+            "-endpoint=unix:///x/csi.sock",
+            "-enable-secret-rotation",
+            "--provider-health-check=True",
+            "--log-format-json=0",
+            "-enable-refresh-loop=t",
+            "-logtostderr",
+            "-vmodule=publish=5",
+            "--log_file_max_size=10",
+        ])
+        .expect("go syntax");
+        assert_eq!(f.log.ignored(), ["--vmodule", "--log_file_max_size"]);
+        assert_eq!(f.endpoint, "unix:///x/csi.sock");
+        assert!(f.enable_secret_rotation && f.provider_health_check && f.enable_refresh_loop);
+        assert!(!f.log.json && !f.enable_pprof);
+        let f = parse(&[
+            "--metrics-backend=stackdriver",
+            "-enable-pprof",
+            "--pprof-port=7000",
+            "-version",
+        ])
+        .expect("ignored flags parse");
+        assert!(f.version);
+        assert_eq!(
+            f.ignored(),
+            [
+                "--metrics-backend=stackdriver",
+                "--enable-pprof",
+                "--pprof-port"
+            ]
+        );
+        assert!(
+            parse(&["--metrics-backend=prometheus"])
+                .expect("lower case")
+                .ignored()
+                .is_empty()
+        );
+        let err = parse(&["--enable-secret-rotation=yes"]).expect_err("not a Go bool");
+        assert!(err.to_string().contains("invalid boolean \"yes\""), "{err}");
+    }
+
+    #[test]
     fn defaults_match_upstream() {
-        let config = Flags::try_parse_from(["d"])
+        let config = secrets_store_go_flag::try_parse_from::<Flags, _, _>(["d"])
             .expect("parse")
             .into_config()
             .expect("valid");

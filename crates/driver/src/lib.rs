@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod mount;
 pub mod provider;
 pub mod publish;
-pub mod redact;
 pub mod refresh;
 pub mod report;
 pub mod server;
@@ -29,7 +28,11 @@ pub mod spc;
 pub mod status;
 pub mod sync;
 pub mod target;
+pub mod version;
 pub mod volume;
+
+/// The workspace's one redaction wrapper, under the path driver modules use.
+pub use secrets_store_redact as redact;
 
 /// Version reported to kubelet and in `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,7 +1,6 @@
-//! `secrets-store-csi-driver`: parse flags, set up logging, serve the CSI
-//! socket until SIGTERM or SIGINT.
+//! `secrets-store-csi-driver`: parse flags (Go syntax), print the version
+//! or set up logging, serve the CSI socket until SIGTERM or SIGINT.
 
-use clap::Parser;
 use secrets_store_csi_driver::config::{Config, Flags};
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use secrets_store_csi_driver::refresh::RefreshLoop;
 use secrets_store_csi_driver::report::Reporter;
 use secrets_store_csi_driver::target::Rules;
 use secrets_store_csi_driver::volume::Store;
-use secrets_store_csi_driver::{VERSION, server, sync};
+use secrets_store_csi_driver::{VERSION, server, sync, version};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
 use secrets_store_proto::csi::v1::node_server::NodeServer;
@@ -26,7 +25,11 @@ use tonic::service::Routes;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let flags = Flags::parse();
+    let flags: Flags = secrets_store_go_flag::parse();
+    if flags.version {
+        println!("{}", version::BUILD.json());
+        return Ok(());
+    }
     let config = match flags.into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -34,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(64);
         }
     };
-    init_logging(config.verbosity, config.log_json);
+    config.log.init(&config.ignored)?;
     tracing::info!(
         version = VERSION,
         driver = %config.driver_name,
@@ -114,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         routes,
         readiness,
-        shutdown_signal(),
+        secrets_store_signal::shutdown(),
     )
     .await?;
     tracing::info!("stopped");
@@ -148,41 +151,4 @@ async fn start_secret_sync(
         trigger,
     ));
     handle
-}
-
-/// klog-style verbosity mapped onto tracing levels: 0-3 info, 4 debug, 5+ trace.
-fn init_logging(verbosity: u8, json: bool) {
-    let level = match verbosity {
-        0..=3 => "info",
-        4 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "{level},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info,rustls=info,kube_client=info"
-    ));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, draining"),
-    }
 }

@@ -33,6 +33,8 @@ use secrets_store_proto::attributes::SECRET_PROVIDER_CLASS;
 
 use tracing::Instrument;
 
+use secrets_store_proto::attributes::ServiceAccountTokens;
+
 use crate::publish::{PublishRequest, Publisher};
 use crate::report::Reporter;
 use crate::status::PodRef;
@@ -234,7 +236,7 @@ async fn mint_tokens(
         return Ok(None);
     }
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let mut out = serde_json::Map::new();
+    let mut out = ServiceAccountTokens::default();
     for r in requests {
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
@@ -254,11 +256,13 @@ async fn mint_tokens(
             .await?
             .status;
         if let Some(status) = status {
+            let expiry = status.expiration_timestamp.map(|t| t.0.to_string());
             out.insert(
                 r.audience,
-                serde_json::json!({"token": status.token, "expirationTimestamp": status.expiration_timestamp}),
+                status.token.unwrap_or_default(),
+                expiry.unwrap_or_default(),
             );
         }
     }
-    Ok(Some(serde_json::Value::Object(out).to_string()))
+    Ok(Some(out.to_json()))
 }

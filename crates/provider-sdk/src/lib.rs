@@ -13,6 +13,9 @@
 //! - [`response`]: `MountResponse` building with object versions.
 //! - [`ops`]: credential caching, coalescing of identical fetches, rate
 //!   limiting and jittered retries.
+//! - [`shutdown`]: the SIGTERM/SIGINT future to pass to [`Server::serve`].
+//! - [`LogFlags`]: the logging flags (klog's, `-v`, `--log-format-json`) to
+//!   flatten into a provider's clap flags, and the one logging set-up.
 //!
 //! Backends, authentication and parameter meaning are left to providers,
 //! which implement [`Provider`].
@@ -29,6 +32,8 @@ pub mod server;
 
 pub use request::{MountRequest, Redacted};
 pub use response::Mounted;
+pub use secrets_store_logging::LogFlags;
+pub use secrets_store_signal::shutdown;
 pub use server::{Server, ServerConfig};
 
 /// A secrets backend served over the provider API.

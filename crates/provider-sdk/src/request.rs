@@ -2,14 +2,16 @@
 //! values, and the secret parts are wrapped in [`Redacted`].
 
 pub use secrets_store_proto::attributes::{
-    POD_NAME, POD_NAMESPACE, POD_UID, SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS,
+    JsonError, POD_NAME, POD_NAMESPACE, POD_UID, SERVICE_ACCOUNT_NAME, SERVICE_ACCOUNT_TOKENS,
+    ServiceAccountToken, ServiceAccountTokens,
 };
+pub use secrets_store_redact::Redacted;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use secrets_store_proto::attributes::from_json;
 use secrets_store_proto::provider::v1alpha1 as pb;
-use serde::Deserialize;
 
 /// Request decoding errors; messages follow the upstream providers.
 #[derive(Debug, thiserror::Error)]
@@ -19,41 +21,19 @@ pub enum RequestError {
     MissingTargetPath,
     /// `attributes` is not a JSON string map.
     #[error("failed to unmarshal attributes, error: {0}")]
-    Attributes(#[source] serde_json::Error),
+    Attributes(#[source] JsonError),
     /// `secrets` is not a JSON string map.
     #[error("failed to unmarshal secrets, error: {0}")]
-    Secrets(#[source] serde_json::Error),
+    Secrets(#[source] JsonError),
     /// `permission` is not a JSON number.
     #[error("failed to unmarshal file permission, error: {0}")]
-    Permission(#[source] serde_json::Error),
+    Permission(#[source] JsonError),
     /// `permission` is not a file mode.
     #[error("file permission {0} is not a mode between 0 and 0777")]
     PermissionRange(u32),
     /// The tokens JSON is malformed.
     #[error("failed to unmarshal service account tokens, error: {0}")]
-    Tokens(#[source] serde_json::Error),
-}
-
-/// A value that must never reach logs: `Debug` prints `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Redacted<T>(T);
-
-impl<T> Redacted<T> {
-    /// Wraps a secret value.
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    /// The secret value, for the code that needs it.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
+    Tokens(#[source] JsonError),
 }
 
 /// The pod a mount is for.
@@ -67,22 +47,6 @@ pub struct PodInfo {
     pub uid: String,
     /// The pod's service account.
     pub service_account: String,
-}
-
-/// A service account token the driver passed for one audience.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServiceAccountToken {
-    /// The JWT.
-    pub token: Redacted<String>,
-    /// RFC 3339 expiry, as kubelet wrote it.
-    #[serde(rename = "expirationTimestamp", default)]
-    pub expiration_timestamp: String,
-}
-
-impl<'de> Deserialize<'de> for Redacted<String> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Redacted)
-    }
 }
 
 /// A decoded `MountRequest`. `Debug` redacts the secrets and the tokens
@@ -107,7 +71,7 @@ impl fmt::Debug for MountRequest {
             .attributes
             .iter()
             .map(|(k, v)| match k.as_str() {
-                SERVICE_ACCOUNT_TOKENS => (k.as_str(), "[redacted]"),
+                SERVICE_ACCOUNT_TOKENS => (k.as_str(), secrets_store_redact::REDACTED),
                 _ => (k.as_str(), v.as_str()),
             })
             .collect();
@@ -128,20 +92,19 @@ impl MountRequest {
             return Err(RequestError::MissingTargetPath);
         }
         let attributes: BTreeMap<String, String> =
-            serde_json::from_str(&raw.attributes).map_err(RequestError::Attributes)?;
+            from_json(&raw.attributes).map_err(RequestError::Attributes)?;
         let secrets: Option<BTreeMap<String, String>> = if raw.secrets.is_empty() {
             None
         } else {
-            serde_json::from_str(&raw.secrets).map_err(RequestError::Secrets)?
+            from_json(&raw.secrets).map_err(RequestError::Secrets)?
         };
-        let permission: u32 =
-            serde_json::from_str(&raw.permission).map_err(RequestError::Permission)?;
+        let permission: u32 = from_json(&raw.permission).map_err(RequestError::Permission)?;
         if permission > 0o777 {
             return Err(RequestError::PermissionRange(permission));
         }
         Ok(Self {
             attributes,
-            secrets: Redacted(secrets.unwrap_or_default()),
+            secrets: Redacted::new(secrets.unwrap_or_default()),
             target_path: PathBuf::from(raw.target_path),
             permission,
             current_versions: raw
@@ -180,8 +143,9 @@ impl MountRequest {
             .or_else(|| self.attributes.get(SERVICE_ACCOUNT_TOKENS));
         match raw {
             None => Ok(BTreeMap::new()),
-            Some(s) if s.trim().is_empty() => Ok(BTreeMap::new()),
-            Some(s) => serde_json::from_str(s).map_err(RequestError::Tokens),
+            Some(s) => ServiceAccountTokens::from_json(s)
+                .map(|t| t.0)
+                .map_err(RequestError::Tokens),
         }
     }
 }
@@ -258,6 +222,26 @@ mod tests {
         for (req, want) in cases {
             let err = MountRequest::decode(req).expect_err(want).to_string();
             assert!(err.starts_with(want), "{err}");
+        }
+        // serde would quote the value; the message names the position only.
+        let leaky = [
+            raw("{}", r#""canary-secret""#, "420"),
+            raw(r#"{"a":"canary-attr","b":7}"#, "", "420"),
+            raw(
+                r#"{"csi.storage.k8s.io/serviceAccount.tokens":"{\"aud\":\"canary-jwt\"}"}"#,
+                "",
+                "420",
+            ),
+        ];
+        for req in leaky {
+            let err = MountRequest::decode(req)
+                .and_then(|r| r.service_account_tokens().map(|_| r))
+                .expect_err("bad json")
+                .to_string();
+            assert!(
+                !err.contains("canary") && err.contains("at line 1 column"),
+                "{err}"
+            );
         }
         let mut no_path = raw("{}", "", "420");
         no_path.target_path.clear();

@@ -180,23 +180,6 @@ impl<P: Provider> Server<P> {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
 async fn healthz(socket: PathBuf, timeout: Duration) -> (axum::http::StatusCode, String) {
     let check = async {
         let channel = secrets_store_grpc_uds::connect(&socket)

@@ -34,7 +34,7 @@ use tonic::transport::Channel;
 
 pub use secrets_store_proto::attributes::{
     EPHEMERAL, POD_NAME, POD_NAMESPACE, POD_UID, SECRET_PROVIDER_CLASS, SERVICE_ACCOUNT_NAME,
-    SERVICE_ACCOUNT_TOKENS,
+    SERVICE_ACCOUNT_TOKENS, ServiceAccountTokens,
 };
 
 /// The driver name the simulator's volumes use by default.
@@ -359,7 +359,7 @@ impl Kubelet {
         opts: &TokenOptions,
     ) -> anyhow::Result<String> {
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
-        let mut out = serde_json::Map::new();
+        let mut out = ServiceAccountTokens::default();
         for aud in &opts.audiences {
             let req = TokenRequest {
                 spec: Some(TokenRequestSpec {
@@ -380,15 +380,10 @@ impl Kubelet {
                 .with_context(|| format!("TokenRequest for {ns}/{sa} audience {aud:?}"))?;
             let status = tr.status.context("TokenRequest returned no status")?;
             let token = status.token.context("TokenRequest returned no token")?;
-            out.insert(
-                aud.clone(),
-                serde_json::json!({
-                    "token": token,
-                    "expirationTimestamp": status.expiration_timestamp,
-                }),
-            );
+            let expiry = status.expiration_timestamp.map(|t| t.0.to_string());
+            out.insert(aud.clone(), token, expiry.unwrap_or_default());
         }
-        Ok(serde_json::Value::Object(out).to_string())
+        Ok(out.to_json())
     }
 }
 

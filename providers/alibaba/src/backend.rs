@@ -149,3 +149,30 @@ pub async fn oos_get_secret_parameter(
         version,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrets_store_provider_sdk::ops::ratelimit::RateLimited;
+    use std::time::Duration;
+
+    #[test]
+    fn classification_and_messages() {
+        let limited = FetchError::from(RateLimited(Duration::from_secs(300)));
+        assert!(
+            !limited.is_transient(),
+            "a rate-limit timeout is not retried"
+        );
+        assert_eq!(limited.grpc_code(), tonic::Code::ResourceExhausted);
+        let binary = FetchError::Binary {
+            name: "cert".into(),
+        };
+        assert_eq!(binary.grpc_code(), tonic::Code::DataLoss);
+        assert_eq!(
+            binary.to_string(),
+            "decode binary data error: invalid base64, key: cert"
+        );
+        let throttled = FetchError::from(ApiError::service(400, "Throttling.User", "m", "r"));
+        assert!(throttled.is_transient());
+    }
+}

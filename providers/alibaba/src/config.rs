@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrets_store_provider_sdk::LogFlags;
+
 /// Provider flags.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -50,17 +52,14 @@ pub struct Flags {
     /// ECS instance metadata service.
     #[arg(long, default_value = "http://100.100.100.200")]
     pub ecs_metadata_endpoint: String,
-    /// Log verbosity (klog `-v`): 0 info, 1-4 debug, 5+ trace.
-    #[arg(short = 'v', long = "v", default_value_t = 0)]
-    pub verbosity: u8,
-    /// Log as JSON.
-    #[arg(long)]
-    pub log_format_json: bool,
+    /// Logging: `-v`, `--log-format-json` and klog's flags.
+    #[command(flatten)]
+    pub log: LogFlags,
 }
 
 /// Parses a Go duration such as `5s`, `500ms`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    secrets_store_go_duration::parse(s).map_err(|e| e.to_string())
+    secrets_store_go_flag::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// The STS endpoint from the environment: `sts.<r>.aliyuncs.com` with
@@ -82,11 +81,10 @@ pub fn sts_host(get: impl Fn(&str) -> Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn upstream_defaults() {
-        let f = Flags::parse_from(["p"]);
+        let f: Flags = secrets_store_go_flag::try_parse_from(["p"]).expect("defaults");
         assert_eq!(
             f.provider_volume,
             PathBuf::from("/etc/kubernetes/secrets-store-csi-providers")
@@ -103,17 +101,18 @@ mod tests {
             (10, 10)
         );
         assert_eq!(f.region, None);
-        let f = Flags::parse_from([
+        let f: Flags = secrets_store_go_flag::try_parse_from([
             "p",
-            "--provider-volume=/provider",
+            "-provider-volume=/provider",
             "-v=4",
             "--region=cn-beijing",
             "--healthz-timeout=1m30s",
             "--allowed-endpoint-suffixes=127.0.0.1,kms.test",
-        ]);
+        ])
+        .expect("go syntax");
         assert_eq!(f.allowed_endpoint_suffixes, ["127.0.0.1", "kms.test"]);
         assert_eq!(
-            (f.verbosity, f.region.as_deref(), f.healthz_timeout),
+            (f.log.verbosity, f.region.as_deref(), f.healthz_timeout),
             (4, Some("cn-beijing"), Duration::from_secs(90))
         );
     }

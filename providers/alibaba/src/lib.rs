@@ -24,7 +24,7 @@ pub mod transport;
 
 use std::sync::Arc;
 
-use secrets_store_provider_sdk::server::{self, HealthzConfig};
+use secrets_store_provider_sdk::server::HealthzConfig;
 use secrets_store_provider_sdk::{Server, ServerConfig};
 
 pub use config::Flags;
@@ -34,25 +34,6 @@ pub use provider::{AlibabaProvider, ProviderConfig};
 pub const PROVIDER_NAME: &str = "alibabacloud";
 /// `runtime_name` of the Version RPC.
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-alibabacloud";
-
-/// Sets up logging as the flags say.
-pub fn init_tracing(flags: &Flags) {
-    let level = match flags.verbosity {
-        0 => "info",
-        1..=4 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if flags.log_format_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 /// Runs the provider until SIGTERM/SIGINT.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
@@ -81,6 +62,6 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         provider,
     )
     .await?;
-    server.serve(server::shutdown_signal()).await?;
+    server.serve(secrets_store_provider_sdk::shutdown()).await?;
     Ok(())
 }

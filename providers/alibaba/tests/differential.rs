@@ -288,6 +288,16 @@ fn table() -> Vec<Case> {
             Same,
         ),
         case(
+            "dedicated instance endpoint",
+            "- objectName: MySecret\n  kmsEndpoint: kst-test.cryptoservice.kms.aliyuncs.com\n",
+            OnlyOursFails {
+                why: "for a region without a bundled CA upstream falls back to the system roots; we trust only Alibaba's private KMS CAs for dedicated instances",
+                code: Code::Unavailable,
+                substance: "failed fetching secret MySecret: request to https://kst-test.cryptoservice.kms.aliyuncs.com failed",
+            },
+        ),
+        case("public endpoint by kmsEndpoint", "- objectName: MySecret\n  kmsEndpoint: kms.cn-test.aliyuncs.com\n", Same),
+        case(
             "empty objects",
             "",
             OnlyOursFails {

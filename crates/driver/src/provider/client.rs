@@ -10,16 +10,21 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use secrets_store_proto::provider::v1alpha1 as api;
 use secrets_store_proto::provider::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use tonic::transport::Channel;
 
 use super::dirs::{ProviderName, find_socket};
 
-/// Attempts for a call that finds the provider unavailable.
-const ATTEMPTS: u32 = 3;
-/// Wait before the first retry; doubled for each later one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Retries of a call that finds the provider unavailable: two, after
+/// 200–400 ms and 400–800 ms.
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(2))
+    .with_factor(2.0)
+    .with_jitter()
+    .with_max_times(2);
 
 /// Provider call failures.
 #[derive(Debug, thiserror::Error)]
@@ -101,36 +106,35 @@ impl ProviderClients {
             .max_encoding_message_size(usize::MAX))
     }
 
-    /// Calls Mount, retrying while the provider is unavailable.
+    /// Calls Mount, retrying (bounded, jittered) while the provider is
+    /// unavailable; a timeout or any other error is final.
     pub async fn mount(
         &self,
         provider: &ProviderName,
         request: api::MountRequest,
     ) -> Result<api::MountResponse, Error> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            let mut client = self.client(provider)?;
-            let call = client.mount(request.clone());
-            let result = tokio::time::timeout(self.config.mount_timeout, call).await;
-            let status = match result {
-                Err(_) => {
-                    return Err(Error::Timeout(
-                        provider.to_string(),
-                        self.config.mount_timeout,
-                    ));
-                }
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => status,
-            };
-            let retry = status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS;
-            if !retry {
-                return Err(self.classify(provider, status));
-            }
-            tracing::debug!(provider = %provider, attempt, "provider unavailable, retrying");
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
-            attempt += 1;
+        (|| self.mount_once(provider, request.clone()))
+            .retry(RETRY)
+            .when(|e| matches!(e, Error::Unavailable { .. }))
+            .notify(|e, delay| {
+                tracing::debug!(provider = %provider, error = %e, delay_ms = delay.as_millis() as u64, "provider unavailable, retrying");
+            })
+            .await
+    }
+
+    async fn mount_once(
+        &self,
+        provider: &ProviderName,
+        request: api::MountRequest,
+    ) -> Result<api::MountResponse, Error> {
+        let mut client = self.client(provider)?;
+        match tokio::time::timeout(self.config.mount_timeout, client.mount(request)).await {
+            Err(_) => Err(Error::Timeout(
+                provider.to_string(),
+                self.config.mount_timeout,
+            )),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(self.classify(provider, status)),
         }
     }
 
@@ -169,5 +173,50 @@ impl ProviderClients {
                 message: status.message().to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrets_store_testkit::fake_provider::{Behavior, FakeProvider};
+
+    #[tokio::test]
+    async fn retries_only_an_unavailable_provider_and_stops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = FakeProvider::start(dir.path(), "fake").await.expect("fake");
+        let clients = ProviderClients::new(ClientConfig {
+            dirs: vec![dir.path().to_path_buf()],
+            max_recv: 1 << 20,
+            mount_timeout: Duration::from_secs(20),
+        });
+        let name = ProviderName::new("fake").expect("name");
+        let request = || api::MountRequest {
+            target_path: "/t".into(),
+            ..Default::default()
+        };
+
+        fake.set(Behavior::Fail(tonic::Code::Unavailable, "down".into()));
+        let err = clients.mount(&name, request()).await.expect_err("down");
+        assert_eq!(
+            err.to_string(),
+            r#"error connecting to provider "fake": down"#
+        );
+        assert_eq!(fake.requests().len(), 3, "one call and two retries");
+
+        fake.set(Behavior::Fail(
+            tonic::Code::InvalidArgument,
+            "bad spc".into(),
+        ));
+        let err = clients.mount(&name, request()).await.expect_err("bad");
+        assert_eq!(
+            err.to_string(),
+            r#"provider "fake" failed: InvalidArgument: bad spc"#
+        );
+        assert_eq!(fake.requests().len(), 4, "no retry");
+
+        fake.set(Behavior::files(&[("a", b"x", 0o644)], &[("a", "1")]));
+        let ok = clients.mount(&name, request()).await.expect("mount");
+        assert_eq!(ok.files[0].path, "a");
     }
 }

@@ -1,7 +1,10 @@
 //! Bounded retries with jittered exponential backoff, for errors the
-//! backend marks as transient (throttling, temporary unavailability).
+//! backend marks as transient (throttling, temporary unavailability), on
+//! the `backon` crate.
 
 use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 
 /// How often and how long to retry.
 #[derive(Debug, Clone, Copy)]
@@ -25,50 +28,41 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay before retry `n` (from 0): a random point in the upper half
-    /// of `min(max, initial * 2^n)`, so retries neither align nor vanish.
-    pub fn delay(&self, n: u32) -> Duration {
-        let ceiling = self
-            .initial
-            .saturating_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
-            .min(self.max);
-        let half = ceiling / 2;
-        half + half.mul_f64(fastrand::f64())
+    /// The `backon` policy: retry `n` (from 0) waits a random time in
+    /// `[c/2, c)` where `c = min(max, initial * 2^n)`, so retries neither
+    /// align nor vanish, and there are `attempts - 1` retries at most.
+    pub fn policy(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial / 2)
+            .with_max_delay(self.max / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.attempts.max(1) as usize - 1)
     }
 
     /// Runs `op` until it succeeds, fails with an error `retryable` rejects,
     /// or the attempts are used up; returns the last result.
-    pub async fn retry<T, E, F, Fut>(
-        &self,
-        retryable: impl Fn(&E) -> bool,
-        mut op: F,
-    ) -> Result<T, E>
+    pub async fn retry<T, E, F, Fut>(&self, retryable: impl Fn(&E) -> bool, op: F) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        let mut n = 0;
-        loop {
-            match op().await {
-                Err(e) if n + 1 < self.attempts.max(1) && retryable(&e) => {
-                    let d = self.delay(n);
-                    tracing::debug!(
-                        attempt = n + 1,
-                        delay_ms = d.as_millis() as u64,
-                        "retrying after transient error"
-                    );
-                    tokio::time::sleep(d).await;
-                    n += 1;
-                }
-                other => return other,
-            }
-        }
+        op.retry(self.policy())
+            .when(retryable)
+            .notify(|_, delay| {
+                tracing::debug!(
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying after transient error"
+                );
+            })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backon::BackoffBuilder;
     use tokio::time::Instant;
 
     #[test]
@@ -78,19 +72,21 @@ mod tests {
             initial: Duration::from_millis(100),
             max: Duration::from_millis(500),
         };
+        let ms = Duration::from_millis;
         for _ in 0..50 {
-            let d0 = b.delay(0);
-            assert!(
-                d0 >= Duration::from_millis(50) && d0 <= Duration::from_millis(100),
-                "{d0:?}"
-            );
-            let d5 = b.delay(5);
-            assert!(
-                d5 >= Duration::from_millis(250) && d5 <= Duration::from_millis(500),
-                "{d5:?}"
-            );
-            assert!(b.delay(40) <= Duration::from_millis(500));
+            let delays: Vec<Duration> = b.policy().build().collect();
+            assert_eq!(delays.len(), 4, "attempts - 1 retries");
+            let bounds = [(50, 100), (100, 200), (200, 400), (250, 500)];
+            for (d, (lo, hi)) in delays.iter().zip(bounds) {
+                assert!(*d >= ms(lo) && *d <= ms(hi), "{d:?} not in {lo}..{hi} ms");
+            }
         }
+        let single = Backoff { attempts: 0, ..b };
+        assert_eq!(
+            single.policy().build().count(),
+            0,
+            "at least one attempt, no retry"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,7 +27,11 @@ pub const NAMES: &[&str] = &[
     "kms.cn-test.aliyuncs.com",
     "oos-vpc.cn-test.aliyuncs.com",
     "sts.aliyuncs.com",
+    DEDICATED,
 ];
+/// A dedicated KMS instance gateway name (its certificate is the
+/// emulator's, not one of Alibaba's private KMS CAs).
+pub const DEDICATED: &str = "kst-test.cryptoservice.kms.aliyuncs.com";
 
 /// The emulator on `<random 127.x.y.z>:443`, its CA and a hosts file.
 pub struct Backend {
@@ -143,7 +147,7 @@ impl Peer {
         envs.extend_from_slice(env);
         let process = Process::spawn(
             &format!("{kind:?} alibabacloud provider"),
-            Path::new("/usr/bin/unshare"),
+            Path::new("unshare"),
             &args,
             &envs,
             &dir.path().join("provider.log"),

@@ -1,7 +1,6 @@
-//! Parses Go duration strings (`time.ParseDuration`'s format: `300ms`,
-//! `2m`, `1h30m`, `1.5s`, `0`), the format of the upstream driver's and
-//! providers' duration flags, so their DaemonSet arguments work unchanged.
-//! Negative durations are refused: no flag here means one.
+//! Go duration strings (`time.ParseDuration`'s format: `300ms`, `2m`,
+//! `1h30m`, `1.5s`, `0`). Negative durations are refused: no flag here
+//! means one.
 
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use std::time::Duration;
 pub struct InvalidDuration(pub String);
 
 /// Parses a Go duration.
-pub fn parse(s: &str) -> Result<Duration, InvalidDuration> {
+pub fn parse_duration(s: &str) -> Result<Duration, InvalidDuration> {
     let err = || InvalidDuration(s.to_string());
     let mut rest = s.trim();
     if rest == "0" {
@@ -66,10 +65,14 @@ mod tests {
             ("-1s", None),
         ];
         for (input, want) in cases {
-            assert_eq!(parse(input).ok().map(|d| d.as_secs_f64()), want, "{input}");
+            assert_eq!(
+                parse_duration(input).ok().map(|d| d.as_secs_f64()),
+                want,
+                "{input}"
+            );
         }
         assert_eq!(
-            parse("1x").expect_err("bad").to_string(),
+            parse_duration("1x").expect_err("bad").to_string(),
             "invalid duration \"1x\": use a Go duration such as 2m, 30s or 1h30m"
         );
     }
