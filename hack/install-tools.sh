@@ -25,6 +25,7 @@ SSCSI_VERSION=v1.6.0
 CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 ALIBABA_PROVIDER_VERSION=0.6.0
+KUBECONFORM_VERSION=v0.7.0
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -114,6 +115,24 @@ install_upstream_driver() {
 
 install_helm() {
   go_install helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" helm
+}
+
+# Validates rendered manifests; the tests give it schemas made from the test
+# API server's OpenAPI document (no schema download).
+install_kubeconform() {
+  go_install kubeconform "$KUBECONFORM_VERSION" \
+    "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" kubeconform
+}
+
+# umoci and skopeo, Debian packages: hack/images.sh builds OCI archives with
+# umoci, the image test inspects them with skopeo.
+install_image_tools() {
+  local missing=() c
+  for c in umoci skopeo; do command -v "$c" >/dev/null || missing+=("$c"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "apt-get install ${missing[*]}"
+  apt-get install -y -q "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
 }
 
 # Modules whose go.mod has replace lines need a wrapper module.
@@ -212,7 +231,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

@@ -70,22 +70,30 @@ pub fn endpoint() -> Endpoint {
 /// A channel to `path` that connects on first use and reconnects after
 /// failures.
 pub fn connect_lazy(endpoint: Endpoint, path: &Path) -> Channel {
-    let path = path.to_path_buf();
-    endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
-        let path = path.clone();
-        async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-    }))
+    endpoint.connect_with_connector_lazy(connector(path))
 }
 
 /// A channel to `path`, connected now (fails if nothing listens).
 pub async fn connect(path: &Path) -> Result<Channel, tonic::transport::Error> {
+    endpoint().connect_with_connector(connector(path)).await
+}
+
+/// Dials the socket at `path` for every connection the channel makes.
+fn connector(
+    path: &Path,
+) -> impl tower::Service<
+    tonic::transport::Uri,
+    Response = TokioIo<UnixStream>,
+    Error = std::io::Error,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
     let path = path.to_path_buf();
-    endpoint()
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
+    tower::service_fn(move |_| {
+        let path = path.clone();
+        async move { Ok(TokioIo::new(UnixStream::connect(path).await?)) }
+    })
 }
 
 #[cfg(test)]

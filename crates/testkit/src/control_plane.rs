@@ -34,6 +34,10 @@ pub struct ControlPlaneOptions {
     /// Also run kube-controller-manager with the garbage-collector,
     /// service-account, service-account-token and namespace controllers.
     pub controller_manager: bool,
+    /// Write the API server's audit log (every request at `Metadata` level:
+    /// user, verb, resource, response code; JSON lines) to
+    /// [`ControlPlane::audit_log`].
+    pub audit_log: bool,
 }
 
 /// A running control plane. Dropping it stops every process and removes its
@@ -48,6 +52,7 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     ca_cert: PathBuf,
     sa_key: PathBuf,
+    audit_log: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -68,6 +73,7 @@ impl ControlPlane {
             .get_or_try_init(|| {
                 Self::start(ControlPlaneOptions {
                     controller_manager: true,
+                    ..Default::default()
                 })
             })
             .await
@@ -114,33 +120,42 @@ impl ControlPlane {
         let port = free_port()?;
         let url = format!("https://127.0.0.1:{port}");
         let issuer = "https://kubernetes.default.svc.cluster.local";
+        let audit_log = opts.audit_log.then(|| d.join("audit.log"));
+        let audit_args = match &audit_log {
+            Some(log) => audit_flags(d, log)?,
+            None => Vec::new(),
+        };
         let apiserver = Process::spawn(
             "kube-apiserver",
             &tools::tool("kube-apiserver")?,
-            &strings(&[
-                &format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                &format!("--secure-port={port}"),
-                &format!("--tls-cert-file={}", pki.serving_cert.display()),
-                &format!("--tls-private-key-file={}", pki.serving_key.display()),
-                &format!("--client-ca-file={}", pki.ca_cert.display()),
-                &format!("--service-account-issuer={issuer}"),
-                &format!("--api-audiences={issuer}"),
-                &format!("--service-account-key-file={}", pki.sa_pub.display()),
-                &format!(
-                    "--service-account-signing-key-file={}",
-                    pki.sa_key.display()
-                ),
-                &format!("--token-auth-file={}", d.join("tokens.csv").display()),
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-                "--v=1",
-            ]),
+            &[
+                strings(&[
+                    &format!("--etcd-servers={etcd_url}"),
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    &format!("--secure-port={port}"),
+                    &format!("--tls-cert-file={}", pki.serving_cert.display()),
+                    &format!("--tls-private-key-file={}", pki.serving_key.display()),
+                    &format!("--client-ca-file={}", pki.ca_cert.display()),
+                    &format!("--service-account-issuer={issuer}"),
+                    &format!("--api-audiences={issuer}"),
+                    &format!("--service-account-key-file={}", pki.sa_pub.display()),
+                    &format!(
+                        "--service-account-signing-key-file={}",
+                        pki.sa_key.display()
+                    ),
+                    &format!("--token-auth-file={}", d.join("tokens.csv").display()),
+                    "--authorization-mode=RBAC",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--allow-privileged=true",
+                    "--endpoint-reconciler-type=none",
+                    "--enable-priority-and-fairness=false",
+                    "--profiling=false",
+                    "--v=1",
+                ]),
+                audit_args,
+            ]
+            .concat(),
             &[],
             &d.join("kube-apiserver.log"),
         )?;
@@ -159,6 +174,7 @@ impl ControlPlane {
             kubeconfig,
             ca_cert: pki.ca_cert.clone(),
             sa_key: pki.sa_key.clone(),
+            audit_log,
             dir,
         };
         cp.wait_ready().await?;
@@ -296,6 +312,20 @@ impl ControlPlane {
         Ok(kube::Client::try_from(config)?)
     }
 
+    /// Writes a kubeconfig for this API server that authenticates with
+    /// `token` (e.g. a service-account token from a TokenRequest), for a
+    /// process that must run as that identity (`--kubeconfig=<path>`).
+    pub fn write_kubeconfig(&self, token: &str, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, kubeconfig_yaml(&self.url, &self.ca_cert, token))?;
+        Ok(())
+    }
+
+    /// The audit log (JSON lines, one `audit.k8s.io/v1` Event each) when
+    /// started with [`ControlPlaneOptions::audit_log`].
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
     /// Creates a namespace with a unique name starting with `prefix`.
     pub async fn namespace(&self, prefix: &str) -> anyhow::Result<String> {
         let api: Api<Namespace> = Api::all(self.client().await?);
@@ -353,6 +383,24 @@ fn remove_stale_dirs(base: &Path) {
             }
         }
     }
+}
+
+/// kube-apiserver flags for a JSON audit log of every request (metadata only:
+/// no request or response bodies, so no secret material), written before the
+/// response is sent (`blocking` mode) so a test reads it right after a call.
+fn audit_flags(dir: &Path, log: &Path) -> anyhow::Result<Vec<String>> {
+    let policy = dir.join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n",
+    )?;
+    Ok(vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", log.display()),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
+        "--audit-log-maxsize=0".into(),
+    ])
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

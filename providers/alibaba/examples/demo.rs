@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("starting etcd, kube-apiserver and kube-controller-manager ...");
     let cp = ControlPlane::start(ControlPlaneOptions {
         controller_manager: true,
+        ..Default::default()
     })
     .await?;
     let client = cp.client().await?;

@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let cp = ControlPlane::start(ControlPlaneOptions {
         controller_manager: true,
+        ..Default::default()
     })
     .await?;
     eprintln!(
