@@ -1,0 +1,20 @@
+//! The driver's saved volume state read back from disk.
+//!
+//! Invariants: arbitrary bytes never panic the reader; a record that loads
+//! saves to JSON that loads to the same record.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use secrets_store_csi_driver::publish::{SavedVolume, VOLUME_FILE};
+
+fuzz_target!(|data: &[u8]| {
+    let dir = std::env::temp_dir().join(format!("sscsi-fuzz-vs-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::write(dir.join(VOLUME_FILE), data).expect("write state");
+    if let Some(saved) = SavedVolume::load(&dir) {
+        let json = serde_json::to_vec(&saved).expect("serialize");
+        std::fs::write(dir.join(VOLUME_FILE), &json).expect("write state");
+        let again = SavedVolume::load(&dir).expect("a saved record loads");
+        assert_eq!(format!("{again:?}"), format!("{saved:?}"));
+    }
+});
