@@ -48,11 +48,16 @@ failed=0
 summary=()
 for t in "${targets[@]}"; do
   mkdir -p "$CORPUS/$t" "fuzz/seeds/$t"
+  case $t in
+    *objects*) dict=yaml ;;
+    mount_request | volume_state) dict=json ;;
+    *) dict=paths ;;
+  esac
   log "$t: ${budget}s"
   rc=0
   "${fuzz[@]}" run "${opts[@]}" "$t" "$CORPUS/$t" "fuzz/seeds/$t" -- \
     -max_total_time="$budget" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
-    -print_final_stats=1 >"$LOGS/$t.log" 2>&1 || rc=$?
+    -dict="fuzz/dicts/$dict.dict" -print_final_stats=1 >"$LOGS/$t.log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOGS/$t.log" | tail -1)
   secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$LOGS/$t.log" | tail -1)
   if [ "$rc" -eq 0 ]; then

@@ -25,10 +25,8 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use secrets_store_atomic_writer::{
-    AtomicWriter, DATA_DIR_LINK, Error, Ownership, Payload, read,
-};
-use secrets_store_fuzz::{assert_contained, payload_path_ok, snapshot};
+use secrets_store_atomic_writer::{AtomicWriter, DATA_DIR_LINK, Error, Ownership, Payload, read};
+use secrets_store_fuzz::{assert_contained, payload_path_ok, scratch_dir, snapshot};
 
 #[derive(Arbitrary, Debug)]
 enum Mode {
@@ -61,11 +59,29 @@ enum LinkTo {
     DataDir(String),
 }
 
+/// A planted entry's name: the writer's own names, or any.
+#[derive(Arbitrary, Debug)]
+enum Name {
+    Data,
+    DataTmp,
+    Other(String),
+}
+
+impl Name {
+    fn get(&self) -> Option<&str> {
+        match self {
+            Self::Data => Some(DATA_DIR_LINK),
+            Self::DataTmp => Some("..data_tmp"),
+            Self::Other(n) => element(n),
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 enum Step {
-    PlantFile(String, Vec<u8>),
-    PlantDir(String),
-    PlantLink(String, LinkTo),
+    PlantFile(Name, Vec<u8>),
+    PlantDir(Name),
+    PlantLink(Name, LinkTo),
     Write(Vec<File>),
 }
 
@@ -83,7 +99,10 @@ fn element(name: &str) -> Option<&str> {
 
 /// Letters and digits only, so a link text cannot climb out of the root.
 fn tame(name: &str) -> String {
-    name.chars().filter(char::is_ascii_alphanumeric).take(16).collect()
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect()
 }
 
 struct Scratch {
@@ -95,7 +114,7 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Self {
-        let base = std::env::temp_dir().join(format!("sscsi-fuzz-aw-{}", std::process::id()));
+        let base = scratch_dir("aw");
         let _ = std::fs::remove_dir_all(&base);
         let root = base.join("r");
         let target = root.join("target");
@@ -115,15 +134,15 @@ impl Scratch {
     fn plant(&self, step: &Step) {
         // Failures (a name already there) are fine: the state stays hostile.
         let _ = match step {
-            Step::PlantFile(name, contents) => match element(name) {
+            Step::PlantFile(name, contents) => match name.get() {
                 Some(n) => std::fs::write(self.target.join(n), contents),
                 None => Ok(()),
             },
-            Step::PlantDir(name) => match element(name) {
+            Step::PlantDir(name) => match name.get() {
                 Some(n) => std::fs::create_dir(self.target.join(n)),
                 None => Ok(()),
             },
-            Step::PlantLink(name, to) => match element(name) {
+            Step::PlantLink(name, to) => match name.get() {
                 Some(n) => {
                     let text = match to {
                         LinkTo::OutsideRelative(t) => PathBuf::from("../outside").join(tame(t)),
@@ -185,7 +204,7 @@ fn check_written(target: &Path, payload: &Payload, group: Option<u32>) {
         .iter()
         .map(|(k, v)| (k.clone(), v.contents.clone()))
         .collect();
-    let got = read(target).expect("read back a successful write");
+    let got = read(target, usize::MAX).expect("read back a successful write");
     assert_eq!(got, want, "content read back differs from the payload");
     let data = std::fs::read_link(target.join(DATA_DIR_LINK)).expect("..data link");
     let data_name = data.to_str().expect("utf-8 data dir");
@@ -208,7 +227,12 @@ fn check_written(target: &Path, payload: &Payload, group: Option<u32>) {
 }
 
 fuzz_target!(|input: Input| {
-    if input.steps.len() > 8 {
+    let writes = input
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Write(_)))
+        .count();
+    if input.steps.len() > 8 || writes == 0 {
         return;
     }
     let scratch = Scratch::new();

@@ -79,13 +79,21 @@ fn check_redaction(req: &MountRequest) {
     if let Some(t) = blank.attributes.get_mut(SERVICE_ACCOUNT_TOKENS) {
         t.clear();
     }
-    assert_eq!(format!("{req:?}"), format!("{blank:?}"), "Debug shows a secret");
+    assert_eq!(
+        format!("{req:?}"),
+        format!("{blank:?}"),
+        "Debug shows a secret"
+    );
     if let Ok(tokens) = req.service_account_tokens() {
         let mut blank = tokens.clone();
         for t in blank.values_mut() {
             t.token = Redacted::new(String::new());
         }
-        assert_eq!(format!("{tokens:?}"), format!("{blank:?}"), "Debug shows a token");
+        assert_eq!(
+            format!("{tokens:?}"),
+            format!("{blank:?}"),
+            "Debug shows a token"
+        );
     }
 }
 

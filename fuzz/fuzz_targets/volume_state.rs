@@ -6,9 +6,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use secrets_store_csi_driver::publish::{SavedVolume, VOLUME_FILE};
+use secrets_store_fuzz::scratch_dir;
 
 fuzz_target!(|data: &[u8]| {
-    let dir = std::env::temp_dir().join(format!("sscsi-fuzz-vs-{}", std::process::id()));
+    let dir = scratch_dir("vs");
     let _ = std::fs::create_dir_all(&dir);
     std::fs::write(dir.join(VOLUME_FILE), data).expect("write state");
     if let Some(saved) = SavedVolume::load(&dir) {

@@ -43,6 +43,18 @@ pub fn assert_contained(path: &str, what: &str) {
     }
 }
 
+/// A per-process scratch directory path for `tag`, on tmpfs (`/dev/shm`)
+/// when there is one, as the driver's targets are, else the temp dir.
+pub fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    let shm = Path::new("/dev/shm");
+    let parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    parent.join(format!("sscsi-fuzz-{tag}-{}", std::process::id()))
+}
+
 /// One entry of a [`snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -102,7 +114,9 @@ mod tests {
             assert!(payload_path_ok(ok), "{ok}");
             assert_contained(ok, "test");
         }
-        for bad in ["", "/a", "..", "../a", "a/../b", "..data", "./a", "a//b", "a/", "a\0"] {
+        for bad in [
+            "", "/a", "..", "../a", "a/../b", "..data", "./a", "a//b", "a/", "a\0",
+        ] {
             assert!(!payload_path_ok(bad), "{bad}");
         }
     }

@@ -255,3 +255,38 @@ fn read_back_limits_and_bad_links_are_errors() {
     let err = read(&link, 1 << 20).expect_err("symlinked target");
     assert!(err.to_string().starts_with("open "), "{err}");
 }
+
+/// Found by `fuzz/fuzz_targets/atomic_writer.rs`: with `..data` linking out
+/// of the target, the writer took that directory for its old data directory,
+/// compared against it and then removed it (as root: any directory).
+#[test]
+fn a_data_link_out_of_the_target_is_neither_read_nor_removed() {
+    let root = tempfile::tempdir().expect("tmp");
+    let outside = root.path().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("canary"), "keep").expect("write");
+    for i in 0..3 {
+        let target = root.path().join(format!("target{i}"));
+        std::fs::create_dir(&target).expect("mkdir");
+        let link = match i {
+            0 => PathBuf::from("../outside"),
+            1 => outside.clone(),
+            // A name of the writer's shape that is itself a symlink out.
+            _ => {
+                std::os::unix::fs::symlink("../outside", target.join("..2026_01_01")).expect("ln");
+                PathBuf::from("..2026_01_01")
+            }
+        };
+        std::os::unix::fs::symlink(link, target.join(DATA_DIR_LINK)).expect("ln");
+        let p = payload(&[("a", "1", 0o644)]);
+        let out = AtomicWriter::new(&target).write(&p).expect("write");
+        assert_eq!(out, Outcome::Written, "case {i}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("canary")).expect("canary kept"),
+            "keep",
+            "case {i}"
+        );
+        let got = read(&target, 1 << 20).expect("read");
+        assert_eq!(got.get("a").map(Vec::as_slice), Some(&b"1"[..]), "case {i}");
+    }
+}
