@@ -20,6 +20,7 @@
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -135,7 +136,9 @@ impl Scratch {
         // Failures (a name already there) are fine: the state stays hostile.
         let _ = match step {
             Step::PlantFile(name, contents) => match name.get() {
-                Some(n) => std::fs::write(self.target.join(n), contents),
+                // create_new: never through a planted symlink.
+                Some(n) => std::fs::File::create_new(self.target.join(n))
+                    .and_then(|mut f| f.write_all(contents)),
                 None => Ok(()),
             },
             Step::PlantDir(name) => match name.get() {
