@@ -2,6 +2,7 @@
 //! decoded with prost, then the checks the driver applies before writing.
 //!
 //! Invariants: decoding never panics and re-encodes to an equal message;
+//! `Debug` of the response never depends on file contents;
 //! a response with an error code or without object versions is refused;
 //! every file the driver accepts has a contained path and a mode within
 //! `0..=0o777`.
@@ -20,6 +21,15 @@ fuzz_target!(|data: &[u8]| {
     let again = api::MountResponse::decode(response.encode_to_vec().as_slice())
         .expect("re-encoded response decodes");
     assert_eq!(again, response);
+    let mut blank = response.clone();
+    for f in &mut blank.files {
+        f.contents = vec![0; f.contents.len()];
+    }
+    assert_eq!(
+        format!("{response:?}"),
+        format!("{blank:?}"),
+        "Debug shows file contents"
+    );
     let failed = response.error.as_ref().is_some_and(|e| !e.code.is_empty());
     if failed || response.object_version.is_empty() {
         return;
