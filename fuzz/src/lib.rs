@@ -8,8 +8,9 @@ use std::path::{Component, Path};
 
 /// The payload path rule, written from the spec rather than from the
 /// writer's code: non-empty, at most 4096 bytes, no NUL, `/`-separated
-/// elements that are each non-empty, not `.` or `..`, at most 255 bytes,
-/// and a first element that does not start with `..`.
+/// elements (at most 64, the read-back's depth) that are each non-empty,
+/// not `.` or `..`, at most 255 bytes, and a first element that does not
+/// start with `..`.
 pub fn payload_path_ok(path: &str) -> bool {
     let mut elements = path.split('/');
     let first_ok = elements.next().is_some_and(|e| !e.starts_with(".."));
@@ -17,6 +18,7 @@ pub fn payload_path_ok(path: &str) -> bool {
         && !path.is_empty()
         && path.len() <= 4096
         && !path.contains('\0')
+        && path.split('/').count() <= 64
         && path
             .split('/')
             .all(|e| !e.is_empty() && e != "." && e != ".." && e.len() <= 255)

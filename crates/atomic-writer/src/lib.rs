@@ -203,7 +203,8 @@ impl Payload {
 }
 
 /// Checks a payload path: non-empty, relative, at most [`MAX_PATH_LEN`]
-/// bytes, elements separated by single `/`, each non-empty, not `.` or `..`,
+/// bytes, at most [`MAX_DEPTH`] elements separated by single `/` (what
+/// [`read`] descends), each non-empty, not `.` or `..`,
 /// at most [`MAX_NAME_LEN`] bytes, no NUL; the first element must not start
 /// with `..` (reserved for the writer's own entries).
 pub fn validate_path(path: &str) -> Result<()> {
@@ -224,6 +225,10 @@ pub fn validate_path(path: &str) -> Result<()> {
     }
     if path.contains('\0') {
         return bad("contains NUL");
+    }
+    // What is written must read back: [`read`] descends at most MAX_DEPTH.
+    if path.split('/').count() > MAX_DEPTH {
+        return bad("more than 64 elements");
     }
     for (i, element) in path.split('/').enumerate() {
         match element {
