@@ -26,6 +26,7 @@ CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 ALIBABA_PROVIDER_VERSION=0.6.0
 KUBECONFORM_VERSION=v0.7.0
+CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -211,6 +212,18 @@ install_upstream_alibaba_provider() {
   link "$name" "$d/bin/$name"
 }
 
+# cargo-fuzz for hack/fuzz.sh (libFuzzer; runs on stable with --sanitizer none).
+install_cargo_fuzz() {
+  local v=$CARGO_FUZZ_VERSION d=$ROOT/cargo-fuzz/$CARGO_FUZZ_VERSION
+  if ! is_done cargo-fuzz "$v"; then
+    log "cargo install cargo-fuzz $v"
+    mkdir -p "$d"
+    cargo install --quiet --root "$d" --version "$v" --locked cargo-fuzz
+    mark_done cargo-fuzz "$v"
+  fi
+  link cargo-fuzz "$d/bin/cargo-fuzz"
+}
+
 # Python tools: one venv per pinned set.
 install_python_tools() {
   local v=openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION d=$ROOT/python/openbao-$OPENBAO_VERSION-moto-$MOTO_VERSION
@@ -231,7 +244,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools cargo_fuzz)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

@@ -203,7 +203,8 @@ impl Payload {
 }
 
 /// Checks a payload path: non-empty, relative, at most [`MAX_PATH_LEN`]
-/// bytes, elements separated by single `/`, each non-empty, not `.` or `..`,
+/// bytes, at most [`MAX_DEPTH`] elements separated by single `/` (what
+/// [`read`] descends), each non-empty, not `.` or `..`,
 /// at most [`MAX_NAME_LEN`] bytes, no NUL; the first element must not start
 /// with `..` (reserved for the writer's own entries).
 pub fn validate_path(path: &str) -> Result<()> {
@@ -224,6 +225,10 @@ pub fn validate_path(path: &str) -> Result<()> {
     }
     if path.contains('\0') {
         return bad("contains NUL");
+    }
+    // What is written must read back: [`read`] descends at most MAX_DEPTH.
+    if path.split('/').count() > MAX_DEPTH {
+        return bad("more than 64 elements");
     }
     for (i, element) in path.split('/').enumerate() {
         match element {
@@ -303,14 +308,23 @@ impl AtomicWriter {
         Ok(Outcome::Written)
     }
 
-    /// The directory `..data` points to, if any.
+    /// The directory `..data` points to, if it is one of this writer's: a
+    /// `..<stamp>` sibling that is a real directory. A link anywhere else
+    /// (out of the target, to a symlink) is not ours: it is neither read nor
+    /// removed, and the swap replaces it.
     fn current_dir(&self) -> Result<Option<PathBuf>> {
         let link = self.target.join(DATA_DIR_LINK);
-        match std::fs::read_link(&link) {
-            Ok(name) => Ok(Some(self.target.join(name))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("readlink", &link)(e)),
-        }
+        let name = match std::fs::read_link(&link) {
+            Ok(name) => name.into_os_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("readlink", &link)(e)),
+        };
+        let Ok(name) = read::data_dir_name(&self.target, &name) else {
+            return Ok(None);
+        };
+        let dir = self.target.join(name);
+        let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        Ok(ours.then_some(dir))
     }
 
     fn new_data_dir(&self) -> Result<PathBuf> {

@@ -60,7 +60,7 @@ pub fn read(target: &Path, limit: usize) -> Result<BTreeMap<String, Vec<u8>>> {
 }
 
 /// `..data` must name a sibling directory of the writer's (`..<stamp>`).
-fn data_dir_name<'a>(target: &Path, name: &'a std::ffi::OsString) -> Result<&'a OsStr> {
+pub(crate) fn data_dir_name<'a>(target: &Path, name: &'a std::ffi::OsString) -> Result<&'a OsStr> {
     let bytes = name.as_bytes();
     if bytes.len() > 2 && bytes.starts_with(b"..") && !bytes.contains(&b'/') {
         Ok(name.as_os_str())

@@ -17,6 +17,8 @@ fn mode_of(path: &Path) -> u32 {
 fn path_rules() {
     let long_name = "a".repeat(256);
     let long_path = format!("{}/b", "a/".repeat(2100));
+    let deep_ok = format!("{}b", "a/".repeat(MAX_DEPTH - 1));
+    let too_deep = format!("{}b", "a/".repeat(MAX_DEPTH));
     let cases: &[(&str, Option<&str>)] = &[
         ("foo", None),
         ("dir/sub/file.pem", None),
@@ -40,6 +42,10 @@ fn path_rules() {
         ("nul\0byte", Some("contains NUL")),
         (&long_name, Some("element longer than 255 bytes")),
         (&long_path, Some("longer than 4096 bytes")),
+        // Found by the atomic_writer fuzz target: a path written but too
+        // deep for the read-back.
+        (&deep_ok, None),
+        (&too_deep, Some("more than 64 elements")),
     ];
     for (path, want) in cases {
         let got = validate_path(path).err().map(|e| match e {
@@ -254,4 +260,53 @@ fn read_back_limits_and_bad_links_are_errors() {
     std::os::unix::fs::symlink(dir.path(), &link).expect("ln");
     let err = read(&link, 1 << 20).expect_err("symlinked target");
     assert!(err.to_string().starts_with("open "), "{err}");
+}
+
+/// Found by `fuzz/fuzz_targets/atomic_writer.rs`: with `..data` linking out
+/// of the target, the writer took that directory for its old data directory,
+/// compared against it and then removed it (as root: any directory).
+#[test]
+fn a_data_link_out_of_the_target_is_neither_read_nor_removed() {
+    let root = tempfile::tempdir().expect("tmp");
+    let outside = root.path().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    std::fs::write(outside.join("canary"), "keep").expect("write");
+    for i in 0..3 {
+        let target = root.path().join(format!("target{i}"));
+        std::fs::create_dir(&target).expect("mkdir");
+        let link = match i {
+            0 => PathBuf::from("../outside"),
+            1 => outside.clone(),
+            // A name of the writer's shape that is itself a symlink out.
+            _ => {
+                std::os::unix::fs::symlink("../outside", target.join("..2026_01_01")).expect("ln");
+                PathBuf::from("..2026_01_01")
+            }
+        };
+        std::os::unix::fs::symlink(link, target.join(DATA_DIR_LINK)).expect("ln");
+        let p = payload(&[("a", "1", 0o644)]);
+        let out = AtomicWriter::new(&target).write(&p).expect("write");
+        assert_eq!(out, Outcome::Written, "case {i}");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("canary")).expect("canary kept"),
+            "keep",
+            "case {i}"
+        );
+        let got = read(&target, 1 << 20).expect("read");
+        assert_eq!(got.get("a").map(Vec::as_slice), Some(&b"1"[..]), "case {i}");
+    }
+}
+
+/// Found by `fuzz/fuzz_targets/atomic_writer.rs`: a path nested deeper than
+/// the read-back descends was written, and then the whole volume failed to
+/// read back. The deepest accepted path writes and reads back.
+#[test]
+fn the_deepest_accepted_path_reads_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = format!("{}f", "d/".repeat(MAX_DEPTH - 1));
+    AtomicWriter::new(dir.path())
+        .write(&payload(&[(&path, "x", 0o644)]))
+        .expect("write");
+    let got = read(dir.path(), 1 << 20).expect("read back");
+    assert_eq!(got.get(&path).map(Vec::as_slice), Some(&b"x"[..]));
 }
