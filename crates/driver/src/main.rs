@@ -48,14 +48,7 @@ async fn main() -> anyhow::Result<()> {
 
     let readiness = Readiness::default();
     let identity = IdentityService::new(config.driver_name.clone(), VERSION, readiness.clone());
-    let metrics = Arc::new(Metrics::new());
-    let metrics_addr = metrics::parse_addr(&config.metrics_addr)
-        .map_err(|e| anyhow::anyhow!("invalid --metrics-addr {:?}: {e}", config.metrics_addr))?;
-    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding --metrics-addr {metrics_addr}: {e}"))?;
-    tracing::info!(addr = %metrics_listener.local_addr()?, "serving metrics");
-    tokio::spawn(metrics::serve(metrics_listener, metrics.clone()));
+    let metrics = serve_metrics(&config.metrics_addr).await?;
     let providers = Arc::new(ProviderClients::new(ClientConfig {
         dirs: config.provider_dirs.clone(),
         max_recv: config.max_call_recv_msg_size,
@@ -70,27 +63,7 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     let kube = LazyClient::new(config.kubeconfig.clone());
-    let store = Store::open(&config.state_dir).map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
-    let sync = start_secret_sync(&config, &kube, &store, metrics.clone()).await;
-    let publisher = Arc::new(
-        Publisher::new(
-            PublishConfig {
-                node_id: config.node_id.clone(),
-                rotation: config.enable_secret_rotation,
-                intervals: Intervals {
-                    default: config.rotation_poll_interval,
-                    floor: config.min_rotation_poll_interval,
-                },
-                tmpfs_size: config.tmpfs_size,
-            },
-            Rules::new(&config.kubelet_dir),
-            Arc::new(LinuxMounter),
-            providers,
-            store,
-            kube.clone(),
-        )
-        .with_sync(sync),
-    );
+    let publisher = Arc::new(publisher(&config, &kube, providers, metrics.clone()).await?);
     let reporter = Arc::new(Reporter::new(
         metrics.clone(),
         kube.clone(),
@@ -122,6 +95,48 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `--metrics-addr` and serves `/metrics` in the background.
+async fn serve_metrics(addr: &str) -> anyhow::Result<Arc<Metrics>> {
+    let metrics = Arc::new(Metrics::new());
+    let parsed = metrics::parse_addr(addr)
+        .map_err(|e| anyhow::anyhow!("invalid --metrics-addr {addr:?}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(parsed)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding --metrics-addr {parsed}: {e}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics");
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+    Ok(metrics)
+}
+
+/// The publish pipeline over the real mounter, the state directory and the
+/// secret sync controller.
+async fn publisher(
+    config: &Config,
+    kube: &LazyClient,
+    providers: Arc<ProviderClients>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Publisher> {
+    let store = Store::open(&config.state_dir).map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
+    let sync = start_secret_sync(config, kube, &store, metrics).await;
+    Ok(Publisher::new(
+        PublishConfig {
+            node_id: config.node_id.clone(),
+            rotation: config.enable_secret_rotation,
+            intervals: Intervals {
+                default: config.rotation_poll_interval,
+                floor: config.min_rotation_poll_interval,
+            },
+            tmpfs_size: config.tmpfs_size,
+        },
+        Rules::new(&config.kubelet_dir),
+        Arc::new(LinuxMounter),
+        providers,
+        store,
+        kube.clone(),
+    )
+    .with_sync(sync))
 }
 
 /// Starts the secret sync controller when a Kubernetes client can be made
