@@ -730,14 +730,24 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
-    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
-        let c = Self::default();
-        let writer = c.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        (c, tracing::subscriber::set_default(subscriber))
+    /// The process-wide capture, installed once as the global subscriber:
+    /// a thread-local default races with tests on other threads, whose
+    /// callsites can cache "no subscriber is interested" and drop events.
+    /// Every test of this binary logs into it; callers look for their own
+    /// canaries, which no other test plants.
+    fn start() -> (Self, ()) {
+        static GLOBAL: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        let c = GLOBAL.get_or_init(|| {
+            let c = Self::default();
+            let writer = c.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            c
+        });
+        (c.clone(), ())
     }
 
     fn text(&self) -> String {
