@@ -179,9 +179,18 @@ async fn main() -> anyhow::Result<()> {
             std::fs::read_to_string(target.join(name))?
         );
     }
-    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-        .get("db-credentials")
-        .await?;
+    // The sync controller writes the Secret right after the publish.
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let secret = wait_for(
+        "the synced Secret db-credentials",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let secrets = secrets.clone();
+            async move { Ok(secrets.get_opt("db-credentials").await?) }
+        },
+    )
+    .await?;
     let data = secret.data.unwrap_or_default();
     println!(
         "synced Secret {ns}/db-credentials ({}): username={} password={}",

@@ -478,6 +478,7 @@ async fn our_driver_publishes_through_the_upstream_provider() -> anyhow::Result<
         .await?;
     let providers_dir = upstream.dir.path().display().to_string();
     let kubeconfig = cp.kubeconfig().display().to_string();
+    let kubelet_root = tempfile::Builder::new().prefix("kubelet-").tempdir()?;
     let driver = DriverProcess::start(
         &tools::workspace_binary("secrets-store-csi-driver")?,
         &[
@@ -485,10 +486,10 @@ async fn our_driver_publishes_through_the_upstream_provider() -> anyhow::Result<
             format!("--provider-volume={providers_dir}"),
             format!("--kubeconfig={kubeconfig}"),
             format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+            format!("--kubelet-dir={}", kubelet_root.path().display()),
         ],
     )
     .await?;
-    let kubelet_root = tempfile::Builder::new().prefix("kubelet-").tempdir()?;
     let kubelet = Kubelet::new(client, driver.socket(), kubelet_root.path()).await?;
     let mut pod = TestPod::new(&ns, "app", "seed");
     pod.volumes[0].node_publish_secret_ref = Some("alibaba-credentials".into());
