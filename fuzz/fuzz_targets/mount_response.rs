@@ -1,5 +1,5 @@
 //! A provider's `MountResponse` as the driver receives it: arbitrary bytes
-//! decoded with prost, then the checks the driver applies before writing.
+//! decoded with prost, then the driver's `publish::response::check`.
 //!
 //! Invariants: decoding never panics and re-encodes to an equal message;
 //! `Debug` of the response never depends on file contents;
@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use secrets_store_atomic_writer::Payload;
+use secrets_store_csi_driver::publish::response::check;
 use secrets_store_fuzz::{assert_contained, payload_path_ok};
 use secrets_store_proto::provider::v1alpha1 as api;
 
@@ -31,20 +31,19 @@ fuzz_target!(|data: &[u8]| {
         "Debug shows file contents"
     );
     let failed = response.error.as_ref().is_some_and(|e| !e.code.is_empty());
-    if failed || response.object_version.is_empty() {
+    let no_versions = response.object_version.is_empty();
+    let files = response.files.clone();
+    let Ok(checked) = check(response) else {
         return;
-    }
-    // The driver (crates/driver/src/publish.rs) turns the files into a
-    // payload; until its check is a public function this mirrors that step.
-    let mut payload = Payload::new();
-    for f in &response.files {
-        if payload
-            .insert(&f.path, f.contents.clone(), i64::from(f.mode))
-            .is_ok()
-        {
-            assert!(payload_path_ok(&f.path), "accepted {:?}", f.path);
-            assert_contained(&f.path, "response file");
-            assert!((0..=0o777).contains(&f.mode), "accepted mode {:#o}", f.mode);
-        }
+    };
+    assert!(
+        !failed && !no_versions,
+        "accepted a failed or version-less response"
+    );
+    assert_eq!(checked.payload.len(), files.len());
+    for f in &files {
+        assert!(payload_path_ok(&f.path), "accepted {:?}", f.path);
+        assert_contained(&f.path, "response file");
+        assert!((0..=0o777).contains(&f.mode), "accepted mode {:#o}", f.mode);
     }
 });

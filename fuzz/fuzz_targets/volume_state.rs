@@ -1,21 +1,19 @@
-//! The driver's saved volume state read back from disk.
+//! The driver's saved volume record (`VolumeRecord::decode`), read from its
+//! private state directory.
 //!
-//! Invariants: arbitrary bytes never panic the reader; a record that loads
-//! saves to JSON that loads to the same record.
+//! Invariants: arbitrary bytes never panic the decoder; input over
+//! `MAX_RECORD_BYTES` is refused; a record that decodes encodes to bytes
+//! that decode to the same record.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secrets_store_csi_driver::publish::{SavedVolume, VOLUME_FILE};
-use secrets_store_fuzz::scratch_dir;
+use secrets_store_csi_driver::volume::{MAX_RECORD_BYTES, VolumeRecord};
 
 fuzz_target!(|data: &[u8]| {
-    let dir = scratch_dir("vs");
-    let _ = std::fs::create_dir_all(&dir);
-    std::fs::write(dir.join(VOLUME_FILE), data).expect("write state");
-    if let Some(saved) = SavedVolume::load(&dir) {
-        let json = serde_json::to_vec(&saved).expect("serialize");
-        std::fs::write(dir.join(VOLUME_FILE), &json).expect("write state");
-        let again = SavedVolume::load(&dir).expect("a saved record loads");
-        assert_eq!(format!("{again:?}"), format!("{saved:?}"));
-    }
+    let Ok(record) = VolumeRecord::decode(data) else {
+        return;
+    };
+    assert!(data.len() <= MAX_RECORD_BYTES);
+    let again = VolumeRecord::decode(&record.encode()).expect("an encoded record decodes");
+    assert_eq!(again, record);
 });

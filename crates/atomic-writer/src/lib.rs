@@ -285,7 +285,7 @@ impl AtomicWriter {
     pub fn write(&self, payload: &Payload) -> Result<Outcome> {
         let current = self.current_dir()?;
         if let Some(dir) = &current
-            && same_content(dir, payload)?
+            && same_content(dir, payload, self.group_read())?
         {
             return Ok(Outcome::Unchanged);
         }
@@ -384,6 +384,15 @@ impl AtomicWriter {
         Ok(())
     }
 
+    /// The bit files get when a group owns the volume.
+    fn group_read(&self) -> u32 {
+        if self.ownership.group.is_some() {
+            0o040
+        } else {
+            0
+        }
+    }
+
     /// Sets the mode (plus group read when a group owns the volume) and the group.
     fn own(&self, path: &Path, mode: u32) -> Result<()> {
         let mode = match self.ownership.group {
@@ -444,8 +453,9 @@ impl AtomicWriter {
     }
 }
 
-/// Whether `dir` holds exactly the files of `payload` (paths, bytes, modes).
-fn same_content(dir: &Path, payload: &Payload) -> Result<bool> {
+/// Whether `dir` holds exactly the files of `payload` (paths, bytes, and
+/// modes with the `group_read` bit [`AtomicWriter::own`] adds).
+fn same_content(dir: &Path, payload: &Payload, group_read: u32) -> Result<bool> {
     let existing = read_dir_files(dir)?;
     if existing.len() != payload.len() {
         return Ok(false);
@@ -453,7 +463,7 @@ fn same_content(dir: &Path, payload: &Payload) -> Result<bool> {
     for (path, want) in payload.files() {
         match existing.get(path) {
             Some((contents, mode))
-                if *contents == want.contents && mode & 0o777 & !0o050 == want.mode & !0o050 => {}
+                if *contents == want.contents && mode & 0o777 == want.mode | group_read => {}
             _ => return Ok(false),
         }
     }

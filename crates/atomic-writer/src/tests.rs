@@ -310,3 +310,17 @@ fn the_deepest_accepted_path_reads_back() {
     let got = read(dir.path(), 1 << 20).expect("read back");
     assert_eq!(got.get(&path).map(Vec::as_slice), Some(&b"x"[..]));
 }
+
+/// Found by `fuzz/fuzz_targets/atomic_writer.rs`: content that differed only
+/// in a group mode bit was taken as unchanged and kept its old mode.
+#[test]
+fn a_mode_change_in_group_bits_is_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let w = AtomicWriter::new(dir.path());
+    w.write(&payload(&[("a", "x", 0o600)])).expect("write");
+    let out = w.write(&payload(&[("a", "x", 0o610)])).expect("write");
+    assert_eq!(out, Outcome::Written);
+    assert_eq!(mode_of(&dir.path().join("a")), 0o610);
+    let out = w.write(&payload(&[("a", "x", 0o610)])).expect("write");
+    assert_eq!(out, Outcome::Unchanged);
+}
