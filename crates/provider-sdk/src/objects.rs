@@ -64,7 +64,8 @@ impl std::fmt::Display for UnknownField {
         if let Some(n) = &self.object {
             write!(f, " ({n:?})")?;
         }
-        write!(f, ": {}", self.field)
+        // A YAML key can span lines: escape it so it cannot forge log lines.
+        write!(f, ": {}", self.field.escape_debug())
     }
 }
 
@@ -118,7 +119,7 @@ pub fn parse<T: DeserializeOwned + Serialize>(
                 .as_ref()
                 .map(|n| format!(" ({n:?})"))
                 .unwrap_or_default(),
-            message: format!("unknown field `{}`", u.field),
+            message: format!("unknown field `{}`", u.field.escape_debug()),
         });
     }
     Ok(Parsed { objects, unknown })
@@ -239,6 +240,25 @@ mod tests {
         assert_eq!(v.objects[1].object_name, "c");
         assert!(v.unknown.is_empty());
         assert!(lenient("").expect("empty").objects.is_empty());
+    }
+
+    /// Found by fuzz/fuzz_targets/objects_yaml.rs.
+    #[test]
+    fn unknown_field_names_are_one_line() {
+        let yaml = format!(
+            "- {{objectName: a, objectAliasjectName|\n:N{}-%\n   }}\n",
+            "\r".repeat(41)
+        );
+        let err = parse::<Obj>(&yaml, "objectName", Strictness::Strict).expect_err("unknown field");
+        assert!(!err.to_string().contains(['\n', '\r']), "{err:?}");
+        let parsed = lenient(&yaml).expect("lenient");
+        assert!(!parsed.unknown.is_empty());
+        assert!(
+            parsed
+                .unknown
+                .iter()
+                .all(|u| !u.to_string().contains(['\n', '\r']))
+        );
     }
 
     #[test]
