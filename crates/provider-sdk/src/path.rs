@@ -1,8 +1,6 @@
 //! File names: path translation of object names and validation of the
 //! relative paths a provider returns.
 
-use std::path::{Component, Path};
-
 /// How `/` in an object name is handled when it becomes a file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathTranslation {
@@ -30,6 +28,15 @@ pub enum PathError {
     /// The path is not in clean form (`.` elements, `//` or a trailing `/`).
     #[error("file path is not clean: {0}")]
     NotClean(String),
+    /// The driver's writer refuses the path (too long, too deep, NUL, or a
+    /// first element starting with `..`, which the writer reserves).
+    #[error("file path {path} is refused: {reason}")]
+    Refused {
+        /// The path as given.
+        path: String,
+        /// Why the writer refuses it.
+        reason: &'static str,
+    },
 }
 
 impl PathTranslation {
@@ -59,8 +66,9 @@ impl PathTranslation {
     }
 }
 
-/// Checks that `path` is a clean relative path with no `..` element, the
-/// rule the driver enforces before writing.
+/// Checks that `path` is a payload path the driver will write: the
+/// writer's rule ([`secrets_store_atomic_writer::validate_path`], the one
+/// owner of it), with upstream's messages for the cases upstream names.
 pub fn validate(path: &str) -> Result<(), PathError> {
     if path.is_empty() {
         return Err(PathError::Empty);
@@ -71,16 +79,24 @@ pub fn validate(path: &str) -> Result<(), PathError> {
     if path.split('/').any(|c| c == "..") {
         return Err(PathError::Traversal(path.into()));
     }
-    let clean = Path::new(path)
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        && !path.ends_with('/')
-        && !path.contains("//")
-        && !path.split('/').any(|c| c == ".");
-    if !clean {
-        return Err(PathError::NotClean(path.into()));
+    match secrets_store_atomic_writer::validate_path(path) {
+        Ok(()) => Ok(()),
+        Err(secrets_store_atomic_writer::Error::InvalidPath { reason, .. })
+            if reason.contains("'.'") || reason.contains("empty element") =>
+        {
+            Err(PathError::NotClean(path.into()))
+        }
+        Err(secrets_store_atomic_writer::Error::InvalidPath { reason, .. }) => {
+            Err(PathError::Refused {
+                path: path.into(),
+                reason,
+            })
+        }
+        Err(_) => Err(PathError::Refused {
+            path: path.into(),
+            reason: "not a valid payload path",
+        }),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -125,8 +141,8 @@ mod tests {
     }
 
     #[test]
-    fn validation_only_rejects_real_traversal() {
-        for ok in ["a", "a/bc/d", "ab/c", "foo/ab", "a..b", "..a", "a/..b/c"] {
+    fn validation_only_rejects_what_the_writer_refuses() {
+        for ok in ["a", "a/bc/d", "ab/c", "foo/ab", "a..b", "a/..b/c"] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
         let bad = [
@@ -139,6 +155,20 @@ mod tests {
             ("./a", PathError::NotClean("./a".into())),
             ("a//b", PathError::NotClean("a//b".into())),
             ("a/", PathError::NotClean("a/".into())),
+            (
+                "..a",
+                PathError::Refused {
+                    path: "..a".into(),
+                    reason: "starts with '..'",
+                },
+            ),
+            (
+                "a\0b",
+                PathError::Refused {
+                    path: "a\0b".into(),
+                    reason: "contains NUL",
+                },
+            ),
         ];
         for (p, e) in bad {
             assert_eq!(validate(p), Err(e), "{p}");
