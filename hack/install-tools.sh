@@ -26,6 +26,9 @@ CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 ALIBABA_PROVIDER_VERSION=0.6.0
 KUBECONFORM_VERSION=v0.7.0
+CONTAINERD_VERSION=v2.4.2
+REGISTRAR_VERSION=v2.17.0
+LIVENESSPROBE_VERSION=v2.19.0
 CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
@@ -45,11 +48,23 @@ gomod_file() {
   go mod download -json "$1" | python3 -c 'import sys,json; d=json.load(sys.stdin); print(d.get("GoMod") or sys.exit(d.get("Error","no GoMod")))'
 }
 
+# Kubernetes binaries report their version (helm checks charts' kubeVersion
+# against the API server's); bump K8S_BUILD when these flags change.
+K8S_BUILD=2
+k8s_ldflags() {
+  local v=$1 minor=${1#1.}; minor=${minor%%.*}
+  local x="" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    x="$x -X $p.gitVersion=v$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  echo "-s$x"
+}
+
 # A wrapper Go module that requires k8s.io/kubernetes and replaces every
 # staging module (listed in that version's own go.mod) with its tagged twin.
 install_kubernetes() {
-  local v=$K8S_VERSION d=$ROOT/kubernetes/$K8S_VERSION
-  if ! is_done kubernetes "$v"; then
+  local v=$K8S_VERSION d=$ROOT/kubernetes/$K8S_VERSION-$K8S_BUILD
+  if ! is_done kubernetes "$v-$K8S_BUILD"; then
     log "building kube-apiserver, kube-controller-manager, kubectl $v (several minutes on first run)"
     mkdir -p "$d/src" "$d/bin"
     (
@@ -64,12 +79,123 @@ install_kubernetes() {
         "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
       for c in kube-apiserver kube-controller-manager kubectl; do
         log "go build $c"
-        go build -trimpath -ldflags=-s -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
+        go build -trimpath -ldflags="$(k8s_ldflags "$v")" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
       done
     )
-    mark_done kubernetes "$v"
+    mark_done kubernetes "$v-$K8S_BUILD"
   fi
   for c in kube-apiserver kube-controller-manager kubectl; do link "$c" "$d/bin/$c"; done
+}
+
+# The real node: kubelet and kube-scheduler from the same wrapper module
+# (kept in its own cache entry so the control-plane build stays cached).
+install_kube_node() {
+  local v=$K8S_VERSION d=$ROOT/kube-node/$K8S_VERSION-$K8S_BUILD
+  if ! is_done kube-node "$v-$K8S_BUILD"; then
+    log "building kubelet, kube-scheduler $v (several minutes on first run)"
+    mkdir -p "$d/src" "$d/bin"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/kube-node >/dev/null
+      local staging=0.${v#1.} gm
+      gm=$(gomod_file "k8s.io/kubernetes@v$v")
+      for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$gm"); do
+        go mod edit -replace="$m=$m@v$staging"
+      done
+      go get "k8s.io/kubernetes/cmd/kubelet@v$v" "k8s.io/kubernetes/cmd/kube-scheduler@v$v"
+      for c in kubelet kube-scheduler; do
+        log "go build $c"
+        go build -trimpath -ldflags="$(k8s_ldflags "$v")" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
+      done
+    )
+    mark_done kube-node "$v-$K8S_BUILD"
+  fi
+  for c in kubelet kube-scheduler; do link "$c" "$d/bin/$c"; done
+}
+
+# containerd 2.x (daemon, ctr, runc shim) from its Go module; runc, the CNI
+# plugins, bats and busybox-static (for the busybox test image) from Debian.
+install_containerd() {
+  local v=$CONTAINERD_VERSION d=$ROOT/containerd/$CONTAINERD_VERSION
+  if ! is_done containerd "$v"; then
+    log "building containerd $v"
+    mkdir -p "$d/src" "$d/bin"
+    (
+      cd "$d/src"
+      [ -f go.mod ] || go mod init tools.local/containerd >/dev/null
+      go get "github.com/containerd/containerd/v2/cmd/containerd@$v" \
+        "github.com/containerd/containerd/v2/cmd/ctr@$v" "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$v"
+      for c in containerd ctr containerd-shim-runc-v2; do
+        log "go build $c"
+        CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs" \
+          -ldflags="-s -X github.com/containerd/containerd/v2/version.Version=$v" \
+          -o "$d/bin/$c" "github.com/containerd/containerd/v2/cmd/$c"
+      done
+    )
+    mark_done containerd "$v"
+  fi
+  for c in containerd ctr containerd-shim-runc-v2; do link "$c" "$d/bin/$c"; done
+  apt_tools runc:runc bridge:containernetworking-plugins bats:bats busybox:busybox-static
+  [ -x /usr/lib/cni/bridge ] || { log "missing /usr/lib/cni/bridge"; return 1; }
+}
+
+# apt_tools COMMAND:PACKAGE...: apt-get install the packages whose command is
+# missing (bridge is looked up in /usr/lib/cni).
+apt_tools() {
+  local missing=() pair c
+  for pair in "$@"; do
+    c=${pair%%:*}
+    command -v "$c" >/dev/null || [ -x "/usr/lib/cni/$c" ] || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "apt-get install ${missing[*]}"
+  apt-get install -y -q "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+}
+
+# The kubelet plugin sidecars, built offline (vendored) from the archives in
+# ../shared/peers, for the node images.
+install_csi_sidecars() {
+  peer_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar ./cmd/csi-node-driver-registrar
+  peer_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe ./cmd/livenessprobe
+}
+
+# peer_vendored NAME VERSION BINARY PACKAGE: build a vendored archive of ../shared/peers.
+peer_vendored() {
+  local name=$1 v=$2 bin=$3 pkg=$4 d=$ROOT/$1/$2
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/$name-$v.tar.gz
+  if ! is_done "$name" "$v"; then
+    [ -f "$archive" ] || { log "missing $archive"; return 1; }
+    log "building $bin $v from $(basename "$archive")"
+    rm -rf "$d/src"
+    mkdir -p "$d/src" "$d/bin"
+    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    (cd "$d/src" && CGO_ENABLED=0 go build -mod=vendor -trimpath -ldflags="-s -X main.version=$v" -o "$d/bin/$bin" "$pkg")
+    mark_done "$name" "$v"
+  fi
+  link "$bin" "$d/bin/$bin"
+}
+
+# The upstream e2e provider (test/e2eprovider, a nested module), for the
+# upstream bats suite; also keeps the upstream source tree (bats files, chart).
+install_upstream_e2e_provider() {
+  local v=$SSCSI_VERSION d=$ROOT/upstream-e2e-provider/$SSCSI_VERSION
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-$v.tar.gz
+  if ! is_done upstream-e2e-provider "$v"; then
+    [ -f "$archive" ] || { log "missing $archive"; return 1; }
+    log "building the upstream e2e provider $v"
+    rm -rf "$d/src"
+    mkdir -p "$d/src" "$d/bin"
+    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    (
+      cd "$d/src/test/e2eprovider"
+      go mod edit -replace="monis.app/mlog=$HACK/go/mlog"
+      CGO_ENABLED=0 go build -tags e2e -trimpath -ldflags=-s -o "$d/bin/upstream-e2e-provider" .
+    )
+    mark_done upstream-e2e-provider "$v"
+  fi
+  link upstream-e2e-provider "$d/bin/upstream-e2e-provider"
+  ln -sfn "$d/src" "$ROOT/upstream-sscsi-src"
 }
 
 install_etcd() {
@@ -244,7 +370,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools cargo_fuzz)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

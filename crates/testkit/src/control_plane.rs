@@ -38,13 +38,23 @@ pub struct ControlPlaneOptions {
     /// user, verb, resource, response code; JSON lines) to
     /// [`ControlPlane::audit_log`].
     pub audit_log: bool,
+    /// Serve the pods of a real node (see [`crate::node`]): kube-apiserver
+    /// listens on every address and advertises this IP (the node's
+    /// bridge gateway, where the node forwards the `kubernetes` Service),
+    /// its certificate also names the Service's IP and DNS names, and
+    /// kube-controller-manager (all controllers) and kube-scheduler run.
+    pub serve_pods_at: Option<std::net::Ipv4Addr>,
 }
+
+/// The ClusterIP of the `kubernetes` Service (first of the service range).
+pub const KUBERNETES_SERVICE_IP: &str = "10.0.0.1";
 
 /// A running control plane. Dropping it stops every process and removes its
 /// data directory.
 #[derive(Debug)]
 pub struct ControlPlane {
     // Field order is drop order: processes stop before the directory goes.
+    scheduler: Option<Process>,
     controller_manager: Option<Process>,
     apiserver: Process,
     etcd: Process,
@@ -89,7 +99,15 @@ impl ControlPlane {
             .prefix(&format!("control-plane-{}-", std::process::id()))
             .tempdir_in(&base)?;
         let d = dir.path();
-        let pki = pki::write(&d.join("pki"))?;
+        let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        if let Some(ip) = opts.serve_pods_at {
+            sans.extend([ip.to_string(), KUBERNETES_SERVICE_IP.to_string()]);
+            sans.extend(
+                ["", ".default", ".default.svc", ".default.svc.cluster.local"]
+                    .map(|s| format!("kubernetes{s}")),
+            );
+        }
+        let pki = pki::write(&d.join("pki"), sans)?;
 
         let etcd_port = free_port()?;
         let peer_port = free_port()?;
@@ -121,18 +139,26 @@ impl ControlPlane {
         let url = format!("https://127.0.0.1:{port}");
         let issuer = "https://kubernetes.default.svc.cluster.local";
         let audit_log = opts.audit_log.then(|| d.join("audit.log"));
-        let audit_args = match &audit_log {
+        let mut extra_args = match &audit_log {
             Some(log) => audit_flags(d, log)?,
             None => Vec::new(),
         };
+        let (bind, advertise) = match opts.serve_pods_at {
+            Some(ip) => ("0.0.0.0".to_string(), ip.to_string()),
+            None => ("127.0.0.1".to_string(), "127.0.0.1".to_string()),
+        };
+        extra_args.extend([
+            format!("--bind-address={bind}"),
+            format!("--advertise-address={advertise}"),
+            // A real node's kubelet is reached at its IP (no node DNS).
+            "--kubelet-preferred-address-types=InternalIP,Hostname".into(),
+        ]);
         let apiserver = Process::spawn(
             "kube-apiserver",
             &tools::tool("kube-apiserver")?,
             &[
                 strings(&[
                     &format!("--etcd-servers={etcd_url}"),
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
                     &format!("--secure-port={port}"),
                     &format!("--tls-cert-file={}", pki.serving_cert.display()),
                     &format!("--tls-private-key-file={}", pki.serving_key.display()),
@@ -153,7 +179,7 @@ impl ControlPlane {
                     "--profiling=false",
                     "--v=1",
                 ]),
-                audit_args,
+                extra_args,
             ]
             .concat(),
             &[],
@@ -167,6 +193,7 @@ impl ControlPlane {
         )?;
 
         let mut cp = ControlPlane {
+            scheduler: None,
             controller_manager: None,
             apiserver,
             etcd,
@@ -179,8 +206,12 @@ impl ControlPlane {
         };
         cp.wait_ready().await?;
         cp.install_crds().await?;
-        if opts.controller_manager {
-            cp.start_controller_manager().await?;
+        let full = opts.serve_pods_at.is_some();
+        if opts.controller_manager || full {
+            cp.start_controller_manager(full).await?;
+        }
+        if full {
+            cp.start_scheduler()?;
         }
         Ok(cp)
     }
@@ -238,9 +269,14 @@ impl ControlPlane {
         Ok(())
     }
 
-    async fn start_controller_manager(&mut self) -> anyhow::Result<()> {
+    async fn start_controller_manager(&mut self, all: bool) -> anyhow::Result<()> {
         let kc = self.kubeconfig.display().to_string();
         let port = free_port()?;
+        let controllers = if all {
+            "*"
+        } else {
+            "garbagecollector,serviceaccount,serviceaccount-token,namespace"
+        };
         let cm = Process::spawn(
             "kube-controller-manager",
             &tools::tool("kube-controller-manager")?,
@@ -249,7 +285,7 @@ impl ControlPlane {
                 &format!("--authentication-kubeconfig={kc}"),
                 &format!("--authorization-kubeconfig={kc}"),
                 "--leader-elect=false",
-                "--controllers=garbagecollector,serviceaccount,serviceaccount-token,namespace",
+                &format!("--controllers={controllers}"),
                 &format!(
                     "--service-account-private-key-file={}",
                     self.sa_key.display()
@@ -287,6 +323,41 @@ impl ControlPlane {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// kube-scheduler, for a real node's pods.
+    fn start_scheduler(&mut self) -> anyhow::Result<()> {
+        let kc = self.kubeconfig.display().to_string();
+        let port = free_port()?;
+        self.scheduler = Some(Process::spawn(
+            "kube-scheduler",
+            &tools::tool("kube-scheduler")?,
+            &strings(&[
+                &format!("--kubeconfig={kc}"),
+                &format!("--authentication-kubeconfig={kc}"),
+                &format!("--authorization-kubeconfig={kc}"),
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={port}"),
+                "--v=1",
+            ]),
+            &[],
+            &self.dir.path().join("kube-scheduler.log"),
+        )?);
+        Ok(())
+    }
+
+    /// Fails with the log tail of any control-plane process that exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        self.etcd.check_running()?;
+        self.apiserver.check_running()?;
+        for p in [&mut self.controller_manager, &mut self.scheduler]
+            .into_iter()
+            .flatten()
+        {
+            p.check_running()?;
+        }
+        Ok(())
     }
 
     /// A new admin client (bound to the calling tokio runtime).

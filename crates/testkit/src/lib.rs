@@ -10,6 +10,8 @@
 //! - [`kubelet`]: plays kubelet against a CSI socket: creates the pod and its
 //!   service account, mints tokens, sends NodePublishVolume and
 //!   NodeUnpublishVolume exactly as kubelet shapes them.
+//! - [`node`]: a real single-node cluster (control plane, containerd,
+//!   kubelet, bridge CNI) whose images are imported, never pulled.
 //! - [`csi`]: a gRPC channel over a unix socket.
 //! - [`driver`]: a CSI driver binary under test in its own process.
 //! - [`fake_provider`]: a scriptable provider on a unix socket.
@@ -24,12 +26,14 @@ pub mod driver;
 pub mod fake_provider;
 pub mod kubelet;
 pub mod mounts;
+pub mod node;
 mod pki;
 pub mod process;
 pub mod tools;
 
 pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use kubelet::{Kubelet, TestPod, TestVolume, TokenOptions};
+pub use node::Node;
 
 /// Waits until `check` returns `Ok(Some(v))`, polling every `every`, for at
 /// most `timeout`. Returns the last error (or a timeout error) otherwise.

@@ -20,9 +20,9 @@ pub(crate) struct Pki {
     pub sa_pub: PathBuf,
 }
 
-/// Generates a CA, a serving certificate for `localhost`/`127.0.0.1` and a
-/// service-account signing key into `dir`.
-pub(crate) fn write(dir: &Path) -> anyhow::Result<Pki> {
+/// Generates a CA, a serving certificate for `sans` (DNS names and IPs) and
+/// a service-account signing key into `dir`.
+pub(crate) fn write(dir: &Path, sans: Vec<String>) -> anyhow::Result<Pki> {
     std::fs::create_dir_all(dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
@@ -32,8 +32,7 @@ pub(crate) fn write(dir: &Path) -> anyhow::Result<Pki> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let mut params = CertificateParams::new(sans)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");

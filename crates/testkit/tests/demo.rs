@@ -20,3 +20,47 @@ fn control_plane_demo_runs_once() {
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
+
+/// `--help` describes the options instead of starting anything.
+#[test]
+fn control_plane_help_describes_its_options() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+        .arg("--help")
+        .output()
+        .expect("run control-plane --help");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "Usage: control-plane [OPTIONS]",
+        "--once",
+        "--node",
+        "kubelet",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
+    }
+    assert!(!std::path::Path::new("--help").exists());
+}
+
+/// `--node --once`: a real node registers Ready, a busybox pod runs, gets
+/// an IP, `kubectl exec` and `kubectl logs` work; everything is torn down.
+#[test]
+fn control_plane_real_node_runs_a_pod() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_control-plane"))
+        .args(["--node", "--once"])
+        .output()
+        .expect("run control-plane --node --once");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "control-plane --node failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" Ready "), "{stdout}");
+    assert!(stdout.contains("10.88.0."), "pod IP missing:\n{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mounts.contains("/tmp/sscsi-node/n"),
+        "left mounted:\n{mounts}"
+    );
+}
