@@ -27,7 +27,8 @@ build_binaries() {
   RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$TARGET_DIR \
     cargo build --release --locked --target "$TRIPLE" \
     -p secrets-store-csi-driver --bin secrets-store-csi-driver \
-    -p secrets-store-provider-alibabacloud --bin secrets-store-csi-driver-provider-alibabacloud >&2
+    -p secrets-store-provider-alibabacloud --bin secrets-store-csi-driver-provider-alibabacloud \
+    -p secrets-store-provider-vault --bin secrets-store-csi-driver-provider-vault >&2
   log "release build: $((SECONDS - start))s (target dir $TARGET_DIR)"
 }
 
@@ -71,4 +72,7 @@ build_binaries
 image secrets-store-csi-driver secrets-store-csi-driver 0:0
 image secrets-store-csi-driver-provider-alibabacloud \
   secrets-store-csi-driver-provider-alibabacloud 65532:65532 \
+  /etc/ssl/certs/ca-certificates.crt
+image secrets-store-csi-driver-provider-vault \
+  secrets-store-csi-driver-provider-vault 65532:65532 \
   /etc/ssl/certs/ca-certificates.crt

@@ -30,6 +30,7 @@ CONTAINERD_VERSION=v2.4.2
 REGISTRAR_VERSION=v2.17.0
 LIVENESSPROBE_VERSION=v2.19.0
 CARGO_FUZZ_VERSION=0.13.2
+VAULT_PROVIDER_VERSION=1.7.4
 
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 
@@ -338,6 +339,29 @@ install_upstream_alibaba_provider() {
   link "$name" "$d/bin/$name"
 }
 
+# HashiCorp's vault-csi-provider, the Vault provider's differential peer
+# (BUSL-1.1: test use only), built from the archive kept in ../shared/peers
+# with its dependencies from the Go module proxy.
+install_upstream_vault_provider() {
+  local v=$VAULT_PROVIDER_VERSION name=upstream-vault-provider
+  local d=$ROOT/$name/$v
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/vault-csi-provider-v$v.tar.gz
+  if ! is_done "$name" "$v"; then
+    [ -f "$archive" ] || { log "missing $archive"; return 1; }
+    log "building $name $v from $(basename "$archive")"
+    rm -rf "$d/src"
+    mkdir -p "$d/src" "$d/bin"
+    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    (
+      cd "$d/src"
+      go build -trimpath -ldflags="-s -X github.com/hashicorp/vault-csi-provider/internal/version.GitVersion=v$v" \
+        -o "$d/bin/$name" .
+    )
+    mark_done "$name" "$v"
+  fi
+  link "$name" "$d/bin/$name"
+}
+
 # cargo-fuzz for hack/fuzz.sh (libFuzzer; runs on stable with --sanitizer none).
 install_cargo_fuzz() {
   local v=$CARGO_FUZZ_VERSION d=$ROOT/cargo-fuzz/$CARGO_FUZZ_VERSION
@@ -370,7 +394,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider upstream_vault_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

@@ -21,7 +21,7 @@ struct Image {
     files: &'static [&'static str],
 }
 
-const IMAGES: [Image; 2] = [
+const IMAGES: [Image; 3] = [
     Image {
         name: "secrets-store-csi-driver",
         user: "0:0",
@@ -33,6 +33,14 @@ const IMAGES: [Image; 2] = [
         files: &[
             "etc/ssl/certs/ca-certificates.crt",
             "secrets-store-csi-driver-provider-alibabacloud",
+        ],
+    },
+    Image {
+        name: "secrets-store-csi-driver-provider-vault",
+        user: "65532:65532",
+        files: &[
+            "etc/ssl/certs/ca-certificates.crt",
+            "secrets-store-csi-driver-provider-vault",
         ],
     },
 ];

@@ -14,7 +14,9 @@
 //!
 //! A value is served until less than the refresh margin remains before its
 //! expiry; then the next caller refreshes it while the others for the same
-//! key wait for that refresh instead of starting their own.
+//! key wait for that refresh instead of starting their own. A cache made
+//! [`with_capacity`](ExpiringCache::with_capacity) forgets its least
+//! recently used entry when a new one would exceed the capacity.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -100,19 +102,79 @@ pub trait Expiring {
 
 type Slot<V> = Arc<tokio::sync::Mutex<Option<V>>>;
 
+/// The entries and the clock that orders their last use.
+type Slots<K, V> = (u64, HashMap<(CredentialKey, K), Entry<V>>);
+
+/// A slot and when it was last used (a tick of the cache's clock).
+struct Entry<V> {
+    slot: Slot<V>,
+    used: u64,
+}
+
 /// Values by credential and key, refreshed `margin` before they expire.
 pub struct ExpiringCache<K, V> {
     margin: Duration,
-    slots: Mutex<HashMap<(CredentialKey, K), Slot<V>>>,
+    capacity: Option<usize>,
+    slots: Mutex<Slots<K, V>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Expiring + Clone> ExpiringCache<K, V> {
-    /// A cache refreshing values `margin` before expiry.
+    /// A cache refreshing values `margin` before expiry, without a bound.
     pub fn new(margin: Duration) -> Self {
         Self {
             margin,
-            slots: Mutex::new(HashMap::new()),
+            capacity: None,
+            slots: Mutex::new((0, HashMap::new())),
         }
+    }
+
+    /// A cache holding at most `capacity` entries (at least one), evicting
+    /// the least recently used.
+    pub fn with_capacity(margin: Duration, capacity: usize) -> Self {
+        Self {
+            capacity: Some(capacity.max(1)),
+            ..Self::new(margin)
+        }
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(&self, credential: &CredentialKey, key: &K) -> Slot<V> {
+        let mut guard = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let (clock, slots) = &mut *guard;
+        *clock += 1;
+        let used = *clock;
+        let id = (credential.clone(), key.clone());
+        if let Some(e) = slots.get_mut(&id) {
+            e.used = used;
+            return e.slot.clone();
+        }
+        if let Some(cap) = self.capacity
+            && slots.len() >= cap
+            && let Some(oldest) = slots
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+        {
+            slots.remove(&oldest);
+        }
+        let slot = Slot::default();
+        slots.insert(
+            id,
+            Entry {
+                slot: slot.clone(),
+                used,
+            },
+        );
+        slot
     }
 
     fn fresh(&self, v: &V) -> bool {
@@ -137,13 +199,7 @@ impl<K: Eq + Hash + Clone, V: Expiring + Clone> ExpiringCache<K, V> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<V, E>>,
     {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .entry((credential.clone(), key.clone()))
-                .or_default()
-                .clone()
-        };
+        let slot = self.slot(credential, key);
         let mut value = slot.lock().await;
         if let Some(v) = value.as_ref().filter(|v| self.fresh(v)) {
             return Ok(v.clone());
@@ -156,8 +212,30 @@ impl<K: Eq + Hash + Clone, V: Expiring + Clone> ExpiringCache<K, V> {
     /// Forgets every value cached under `credential` (e.g. after the
     /// backend rejected one of them).
     pub fn invalidate(&self, credential: &CredentialKey) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.retain(|(c, _), _| c != credential);
+        let mut guard = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        guard.1.retain(|(c, _), _| c != credential);
+    }
+
+    /// Forgets the value cached for `credential` and `key` if it is still
+    /// one `rejected` matches (another caller may already have replaced
+    /// it); a refresh in progress is waited for.
+    pub async fn invalidate_if(
+        &self,
+        credential: &CredentialKey,
+        key: &K,
+        rejected: impl Fn(&V) -> bool,
+    ) {
+        let slot = {
+            let guard = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.1.get(&(credential.clone(), key.clone())) {
+                Some(e) => e.slot.clone(),
+                None => return,
+            }
+        };
+        let mut value = slot.lock().await;
+        if value.as_ref().is_some_and(rejected) {
+            *value = None;
+        }
     }
 }
 
@@ -268,5 +346,44 @@ mod tests {
             assert_eq!(t.await.expect("join").expect("ok").0, 7);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn capacity_evicts_the_least_recently_used() {
+        let cache = ExpiringCache::with_capacity(Duration::from_secs(1), 2);
+        let c = key("AK", "s");
+        let loads = AtomicUsize::new(0);
+        let get = |k: &'static str| {
+            let loads = &loads;
+            let cache = &cache;
+            let c = c.clone();
+            async move {
+                cache
+                    .get_or_load(&c, &k, || async {
+                        Ok::<_, ()>(Cred(loads.fetch_add(1, Ordering::SeqCst) as u32, None))
+                    })
+                    .await
+                    .expect(k)
+                    .0
+            }
+        };
+        assert_eq!((get("a").await, get("b").await, get("a").await), (0, 1, 0));
+        // "b" is the least recently used: "c" replaces it.
+        assert_eq!(get("c").await, 2);
+        assert_eq!(cache.len(), 2);
+        assert_eq!((get("a").await, get("b").await), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn invalidate_if_spares_a_replaced_value() {
+        let cache = ExpiringCache::new(Duration::from_secs(1));
+        let c = key("AK", "s");
+        let get =
+            |n: u32| cache.get_or_load(&c, &"k", move || async move { Ok::<_, ()>(Cred(n, None)) });
+        assert_eq!(get(1).await.expect("1").0, 1);
+        cache.invalidate_if(&c, &"k", |v| v.0 == 9).await;
+        assert_eq!(get(2).await.expect("kept").0, 1);
+        cache.invalidate_if(&c, &"k", |v| v.0 == 1).await;
+        assert_eq!(get(3).await.expect("reloaded").0, 3);
     }
 }

@@ -1,0 +1,28 @@
+# The Vault/OpenBao provider image: one static binary and the CA bundle its
+# HTTPS client trusts when neither the flags nor the SecretProviderClass name
+# a CA for Vault.
+#   docker build -f deploy/images/provider-vault.Dockerfile -t ghcr.io/secrets-store-csi-rs/secrets-store-csi-driver-provider-vault:v0.1.0 .
+# Without a container engine, hack/images.sh builds the same image as an OCI
+# archive from the locally built binary.
+FROM docker.io/library/rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    target="$(uname -m)-unknown-linux-gnu" && \
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+      --target "$target" -p secrets-store-provider-vault \
+      --bin secrets-store-csi-driver-provider-vault && \
+    cp "target/$target/release/secrets-store-csi-driver-provider-vault" /provider
+
+FROM scratch
+COPY --from=build /provider /secrets-store-csi-driver-provider-vault
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+# Non-root by default. Run it as uid 0 with every capability dropped when
+# the host's provider directory is root-owned.
+USER 65532:65532
+ENTRYPOINT ["/secrets-store-csi-driver-provider-vault"]
+LABEL org.opencontainers.image.title="secrets-store-csi-driver-provider-vault" \
+      org.opencontainers.image.description="HashiCorp Vault and OpenBao provider for the Secrets Store CSI driver, Rust implementation" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0"
