@@ -4,6 +4,7 @@
 //! and records every request it receives.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use secrets_store_proto::provider::v1alpha1 as api;
@@ -51,6 +52,8 @@ impl Behavior {
 struct Service {
     behavior: Arc<Mutex<Behavior>>,
     requests: Arc<Mutex<Vec<api::MountRequest>>>,
+    calls: Arc<AtomicUsize>,
+    record: Arc<AtomicBool>,
     name: String,
 }
 
@@ -71,10 +74,13 @@ impl CsiDriverProvider for Service {
         &self,
         request: Request<api::MountRequest>,
     ) -> Result<Response<api::MountResponse>, Status> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(request.into_inner());
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.record.load(Ordering::Relaxed) {
+            self.requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(request.into_inner());
+        }
         let behavior = self
             .behavior
             .lock()
@@ -104,6 +110,8 @@ impl FakeProvider {
         let service = Service {
             behavior: Arc::new(Mutex::new(Behavior::files(&[], &[("none", "0")]))),
             requests: Arc::default(),
+            calls: Arc::default(),
+            record: Arc::new(AtomicBool::new(true)),
             name: name.to_string(),
         };
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
@@ -159,7 +167,18 @@ impl FakeProvider {
             .unwrap_or_else(|p| p.into_inner()) = behavior;
     }
 
-    /// Every Mount request received so far.
+    /// How many Mount calls arrived so far (counted even when not recorded).
+    pub fn calls(&self) -> usize {
+        self.service.calls.load(Ordering::Relaxed)
+    }
+
+    /// Whether Mount requests are kept for [`FakeProvider::requests`] (the
+    /// default); benchmarks turn it off so a call costs only a counter.
+    pub fn set_recording(&self, on: bool) {
+        self.service.record.store(on, Ordering::Relaxed);
+    }
+
+    /// Every Mount request received so far (while recording).
     pub fn requests(&self) -> Vec<api::MountRequest> {
         self.service
             .requests

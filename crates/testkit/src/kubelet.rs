@@ -53,6 +53,9 @@ pub struct TestPod {
     pub fs_group: Option<i64>,
     /// CSI inline volumes.
     pub volumes: Vec<TestVolume>,
+    /// `spec.nodeName`: the node the pod is bound to (drivers that watch
+    /// only their node's pods need it); unset by default.
+    pub node_name: Option<String>,
 }
 
 /// One CSI inline volume of a [`TestPod`].
@@ -82,6 +85,7 @@ impl TestPod {
             service_account: "default".into(),
             fs_group: None,
             volumes: vec![TestVolume::new("secrets", spc)],
+            node_name: None,
         }
     }
 
@@ -139,6 +143,7 @@ impl TestPod {
                 ..Default::default()
             }],
             volumes: Some(volumes),
+            node_name: spec.node_name.clone(),
             ..Default::default()
         });
         let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
