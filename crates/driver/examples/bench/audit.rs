@@ -17,6 +17,8 @@ struct Event {
     object: Option<ObjectRef>,
     #[serde(rename = "requestReceivedTimestamp")]
     received: Option<String>,
+    #[serde(rename = "stageTimestamp")]
+    stage_at: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -37,6 +39,9 @@ pub struct Counts {
     pub by_kind: BTreeMap<String, u64>,
     /// Requests by the second they were received (Unix seconds).
     pub by_second: BTreeMap<i64, u64>,
+    /// Time the API server spent on them (received to complete; watches
+    /// excluded), milliseconds by `verb resource`.
+    pub server_ms: BTreeMap<String, f64>,
 }
 
 impl Counts {
@@ -53,9 +58,21 @@ impl Counts {
                 .filter(|(_, v)| *v > 0)
                 .collect()
         }
+        let server_ms = self
+            .server_ms
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v - before.server_ms.get(k).copied().unwrap_or(0.0),
+                )
+            })
+            .filter(|(_, v)| *v > 0.0)
+            .collect();
         Counts {
             by_kind: minus(&self.by_kind, &before.by_kind),
             by_second: minus(&self.by_second, &before.by_second),
+            server_ms,
         }
     }
 }
@@ -119,13 +136,15 @@ impl Audit {
             Some(sub) => format!("{} {resource}/{sub}", e.verb),
             None => format!("{} {resource}", e.verb),
         };
-        let second = e
-            .received
-            .as_deref()
-            .and_then(|t| chrono_seconds(t))
-            .unwrap_or(0);
+        let received = e.received.as_deref().and_then(unix_seconds);
+        let took = match (received, e.stage_at.as_deref().and_then(unix_seconds)) {
+            (Some(a), Some(b)) if e.verb != "watch" => (b - a) * 1e3,
+            _ => 0.0,
+        };
         let counts = self.counts.entry(e.user.username).or_default();
+        *counts.server_ms.entry(kind.clone()).or_default() += took;
         *counts.by_kind.entry(kind).or_default() += 1;
+        let second = received.map(|s| s.floor() as i64).unwrap_or(0);
         *counts.by_second.entry(second).or_default() += 1;
     }
 
@@ -141,13 +160,16 @@ impl Audit {
 }
 
 /// Unix seconds of an RFC 3339 UTC timestamp (`2026-12-01T18:02:01.123456Z`).
-fn chrono_seconds(t: &str) -> Option<i64> {
+fn unix_seconds(t: &str) -> Option<f64> {
     let (date, time) = t.split_once('T')?;
     let mut d = date.split('-').map(|v| v.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut c = time.trim_end_matches('Z').split(':');
-    let (h, min) = (c.next()?.parse::<i64>().ok()?, c.next()?.parse::<i64>().ok()?);
-    let s = c.next()?.split('.').next()?.parse::<i64>().ok()?;
+    let (h, min) = (
+        c.next()?.parse::<i64>().ok()?,
+        c.next()?.parse::<i64>().ok()?,
+    );
+    let s = c.next()?.parse::<f64>().ok()?;
     // Days from civil (Howard Hinnant's algorithm).
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -156,5 +178,5 @@ fn chrono_seconds(t: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + s)
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + s)
 }

@@ -47,13 +47,20 @@ pub struct Fleet {
 }
 
 /// Runs a fleet of `kind` over `pods` (one list per node).
-pub async fn run(env: &Env, kind: Kind, pods: &[Vec<Pod>], steady: Duration) -> anyhow::Result<Fleet> {
+pub async fn run(
+    env: &Env,
+    kind: Kind,
+    pods: &[Vec<Pod>],
+    steady: Duration,
+) -> anyhow::Result<Fleet> {
     let user = env.user(kind).to_string();
     let started = Instant::now();
     let mut drivers: Vec<(DriverProcess, Kubelet)> = futures::stream::iter(0..pods.len())
         .map(|i| async move {
             let root = env.dir.path().join(format!("kubelet-fleet-{kind:?}-{i}"));
-            let driver = env.start_driver(kind, &format!("fleet-{i}"), &root, ROTATION_FLAGS).await?;
+            let driver = env
+                .start_driver(kind, &format!("fleet-{i}"), &root, ROTATION_FLAGS)
+                .await?;
             let kubelet = Kubelet::new(env.client.clone(), driver.socket(), &root).await?;
             anyhow::Ok((driver, kubelet))
         })
@@ -64,7 +71,9 @@ pub async fn run(env: &Env, kind: Kind, pods: &[Vec<Pod>], steady: Duration) -> 
     let mut requests = Vec::new();
     for ((_, kubelet), node_pods) in drivers.iter().zip(pods) {
         for pod in node_pods {
-            let r = kubelet.publish_request(pod, "secrets", &TokenOptions::default()).await?;
+            let r = kubelet
+                .publish_request(pod, "secrets", &TokenOptions::default())
+                .await?;
             requests.push((kubelet.clone(), r));
         }
     }

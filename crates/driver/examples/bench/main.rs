@@ -99,7 +99,13 @@ async fn main() -> anyhow::Result<()> {
         for &n in &args.volumes {
             for &concurrency in &args.concurrency {
                 for driver in kinds {
-                    let case = run::Case { driver, provider: *p, n, concurrency, rotation: true };
+                    let case = run::Case {
+                        driver,
+                        provider: *p,
+                        n,
+                        concurrency,
+                        rotation: true,
+                    };
                     eprintln!("run: {case:?}");
                     runs.push(run::run(&env, case, &pods[p]).await?);
                 }
@@ -119,7 +125,10 @@ async fn fleet(env: &Env, args: &Args) -> anyhow::Result<Vec<fleet::Fleet>> {
     if args.fleet_nodes == 0 {
         return Ok(Vec::new());
     }
-    eprintln!("fleet: creating {} × {} pods", args.fleet_nodes, args.fleet_volumes);
+    eprintln!(
+        "fleet: creating {} × {} pods",
+        args.fleet_nodes, args.fleet_volumes
+    );
     let node = |i: usize| {
         let name = format!("fleet-{i}");
         async move {

@@ -32,7 +32,12 @@ pub fn cpu_s(pid: u32) -> f64 {
     // The command name (field 2) may hold spaces: count from its ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // After ')': field 3 is index 0, so utime (14) is 11 and stime (15) 12.
     (ticks(11) + ticks(12)) as f64 / 100.0
 }

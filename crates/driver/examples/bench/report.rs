@@ -48,8 +48,14 @@ impl Machine {
         let mem = field(&read("/proc/meminfo"), "MemTotal");
         Self {
             cpu: field(&cpuinfo, "model name"),
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            mem_total_kib: mem.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            mem_total_kib: mem
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             loadavg_at_start: read("/proc/loadavg").trim().to_string(),
         }
@@ -58,7 +64,12 @@ impl Machine {
 
 impl Report {
     /// Builds the report and its table.
-    pub fn new(args: &impl serde::Serialize, idle: Vec<Idle>, runs: Vec<RunResult>, fleet: Vec<Fleet>) -> Self {
+    pub fn new(
+        args: &impl serde::Serialize,
+        idle: Vec<Idle>,
+        runs: Vec<RunResult>,
+        fleet: Vec<Fleet>,
+    ) -> Self {
         let mut table = Vec::new();
         idle_rows(&idle, &mut table);
         run_rows(&runs, &mut table);
@@ -95,12 +106,30 @@ fn pair<T>(items: &[T], kind: impl Fn(&T) -> Kind) -> Option<(&T, &T)> {
 }
 
 fn idle_rows(idle: &[Idle], t: &mut Vec<Row>) {
-    let Some((o, u)) = pair(idle, |i| i.driver) else { return };
-    t.push(Row::new("idle: API requests per minute", o.requests_per_min, u.requests_per_min));
-    t.push(Row::new("idle: API requests at start-up", o.startup_requests as f64, u.startup_requests as f64));
-    t.push(Row::new("idle: watches held", o.watches as f64, u.watches as f64));
+    let Some((o, u)) = pair(idle, |i| i.driver) else {
+        return;
+    };
+    t.push(Row::new(
+        "idle: API requests per minute",
+        o.requests_per_min,
+        u.requests_per_min,
+    ));
+    t.push(Row::new(
+        "idle: API requests at start-up",
+        o.startup_requests as f64,
+        u.startup_requests as f64,
+    ));
+    t.push(Row::new(
+        "idle: watches held",
+        o.watches as f64,
+        u.watches as f64,
+    ));
     t.push(Row::new("idle: RSS (MiB)", mib(o.rss_kib), mib(u.rss_kib)));
-    t.push(Row::new("idle: CPU seconds per minute", o.cpu_s_per_min, u.cpu_s_per_min));
+    t.push(Row::new(
+        "idle: CPU seconds per minute",
+        o.cpu_s_per_min,
+        u.cpu_s_per_min,
+    ));
 }
 
 fn run_rows(runs: &[RunResult], t: &mut Vec<Row>) {
@@ -109,7 +138,8 @@ fn run_rows(runs: &[RunResult], t: &mut Vec<Row>) {
         let c = o.case;
         let Some(u) = runs.iter().find(|r| {
             r.case.driver == Kind::Upstream
-                && (r.case.provider, r.case.n, r.case.concurrency) == (c.provider, c.n, c.concurrency)
+                && (r.case.provider, r.case.n, r.case.concurrency)
+                    == (c.provider, c.n, c.concurrency)
         }) else {
             continue;
         };
@@ -122,30 +152,62 @@ fn run_rows(runs: &[RunResult], t: &mut Vec<Row>) {
         row("unpublish p50 (ms)", o.unpublish.p50_ms, u.unpublish.p50_ms);
         row("unpublish p99 (ms)", o.unpublish.p99_ms, u.unpublish.p99_ms);
         row("unpublish max (ms)", o.unpublish.max_ms, u.unpublish.max_ms);
-        row("unpublishes per second", o.unpublish.per_s, u.unpublish.per_s);
+        row(
+            "unpublishes per second",
+            o.unpublish.per_s,
+            u.unpublish.per_s,
+        );
         row("RSS idle (MiB)", mib(o.rss_idle_kib), mib(u.rss_idle_kib));
         row("RSS peak (MiB)", mib(o.rss_peak_kib), mib(u.rss_peak_kib));
-        row("RSS steady, N mounted (MiB)", mib(o.rss_steady_kib), mib(u.rss_steady_kib));
+        row(
+            "RSS steady, N mounted (MiB)",
+            mib(o.rss_steady_kib),
+            mib(u.rss_steady_kib),
+        );
         let per = |r: &RunResult| r.cpu_publish_s * 1e3 / r.case.n as f64;
         row("CPU per publish (ms)", per(o), per(u));
-        row("CPU for the N publishes (s)", o.cpu_publish_s, u.cpu_publish_s);
-        row("API requests per publish", o.api_per_publish, u.api_per_publish);
-        row("API requests per unpublish", o.api_per_unpublish, u.api_per_unpublish);
-        row("watches held, N mounted", o.watches as f64, u.watches as f64);
+        row(
+            "CPU for the N publishes (s)",
+            o.cpu_publish_s,
+            u.cpu_publish_s,
+        );
+        row(
+            "API requests per publish",
+            o.api_per_publish,
+            u.api_per_publish,
+        );
+        row(
+            "API requests per unpublish",
+            o.api_per_unpublish,
+            u.api_per_unpublish,
+        );
+        row(
+            "watches held, N mounted",
+            o.watches as f64,
+            u.watches as f64,
+        );
         if let (Some(a), Some(b)) = (&o.rotation, &u.rotation) {
             row("rotation pass: wall (s)", a.wall_s, b.wall_s);
             row("rotation pass: CPU (s)", a.cpu_s, b.cpu_s);
-            let calls = |r: &crate::run::Rotation| r.provider_calls.map(|c| c as f64).unwrap_or(f64::NAN);
+            let calls =
+                |r: &crate::run::Rotation| r.provider_calls.map(|c| c as f64).unwrap_or(f64::NAN);
             row("rotation pass: provider calls", calls(a), calls(b));
-            row("rotation pass: API requests", a.api_requests as f64, b.api_requests as f64);
+            row(
+                "rotation pass: API requests",
+                a.api_requests as f64,
+                b.api_requests as f64,
+            );
         }
     }
 }
 
 fn fleet_rows(fleet: &[Fleet], t: &mut Vec<Row>) {
-    let Some((o, u)) = pair(fleet, |f| f.driver) else { return };
+    let Some((o, u)) = pair(fleet, |f| f.driver) else {
+        return;
+    };
     let label = format!("fleet K={} M={}", o.nodes, o.volumes_per_node);
-    let mut row = |m: &str, f: &dyn Fn(&Fleet) -> f64| t.push(Row::new(format!("[{label}] {m}"), f(o), f(u)));
+    let mut row =
+        |m: &str, f: &dyn Fn(&Fleet) -> f64| t.push(Row::new(format!("[{label}] {m}"), f(o), f(u)));
     row("total RSS (MiB)", &|f| mib(f.rss_total_kib));
     row("watches held", &|f| f.watches as f64);
     row("API requests/s, steady", &|f| f.steady_req_per_s);
@@ -155,7 +217,8 @@ fn fleet_rows(fleet: &[Fleet], t: &mut Vec<Row>) {
     row("rotation wave: fleet CPU (s)", &|f| f.wave_cpu_s);
     let scale = |f: &Fleet| TARGET_NODES / f.nodes as f64;
     let label = "extrapolated to 250 nodes × 40 pods";
-    let mut row = |m: &str, f: &dyn Fn(&Fleet) -> f64| t.push(Row::new(format!("[{label}] {m}"), f(o), f(u)));
+    let mut row =
+        |m: &str, f: &dyn Fn(&Fleet) -> f64| t.push(Row::new(format!("[{label}] {m}"), f(o), f(u)));
     row("watches", &|f| f.watches as f64 * scale(f));
     row("API requests/s, steady", &|f| f.steady_req_per_s * scale(f));
     row("API requests/s from rotation at 2m", &|f| {

@@ -59,6 +59,8 @@ pub struct RunResult {
     pub api_publish: BTreeMap<String, u64>,
     /// API requests per publish.
     pub api_per_publish: f64,
+    /// API server time (received to complete) per publish, ms.
+    pub api_ms_per_publish: f64,
     /// API requests per unpublish.
     pub api_per_unpublish: f64,
     /// Watches held with N volumes mounted.
@@ -89,14 +91,20 @@ pub async fn run(env: &Env, case: Case, pods: &[Pod]) -> anyhow::Result<RunResul
         case.driver, case.provider, case.n, case.concurrency
     ));
     let user = env.user(case.driver).to_string();
-    let mut driver = env.start_driver(case.driver, NODE, &root, ROTATION_FLAGS).await?;
+    let mut driver = env
+        .start_driver(case.driver, NODE, &root, ROTATION_FLAGS)
+        .await?;
     tokio::time::sleep(SETTLE).await;
     let pid = driver.pid();
     let rss_idle_kib = procfs::rss_kib(pid);
     let kubelet = Kubelet::new(env.client.clone(), driver.socket(), &root).await?;
     let mut requests = Vec::with_capacity(pods.len());
     for pod in pods {
-        requests.push(kubelet.publish_request(pod, "secrets", &TokenOptions::default()).await?);
+        requests.push(
+            kubelet
+                .publish_request(pod, "secrets", &TokenOptions::default())
+                .await?,
+        );
     }
 
     let (api0, cpu0) = (env.counts(&user)?, procfs::cpu_s(pid));
@@ -138,6 +146,7 @@ pub async fn run(env: &Env, case: Case, pods: &[Pod]) -> anyhow::Result<RunResul
         rss_steady_kib,
         cpu_publish_s,
         api_per_publish: api.total() as f64 / case.n as f64,
+        api_ms_per_publish: api.server_ms.values().sum::<f64>() / case.n as f64,
         api_publish: api.by_kind,
         api_per_unpublish: api_un as f64 / case.n as f64,
         watches,
@@ -157,18 +166,22 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let start = Instant::now();
-    let results: Vec<anyhow::Result<Duration>> = futures::stream::iter(items.into_iter().map(|i| {
-        let call = f(i);
-        async move {
-            let t = Instant::now();
-            call.await.map(|()| t.elapsed())
-        }
-    }))
-    .buffer_unordered(concurrency.max(1))
-    .collect()
-    .await;
+    let results: Vec<anyhow::Result<Duration>> =
+        futures::stream::iter(items.into_iter().map(|i| {
+            let call = f(i);
+            async move {
+                let t = Instant::now();
+                call.await.map(|()| t.elapsed())
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     let wall = start.elapsed();
-    Ok((results.into_iter().collect::<anyhow::Result<Vec<_>>>()?, wall))
+    Ok((
+        results.into_iter().collect::<anyhow::Result<Vec<_>>>()?,
+        wall,
+    ))
 }
 
 /// Both drivers refresh a volume on a republish once

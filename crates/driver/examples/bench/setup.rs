@@ -78,7 +78,10 @@ pub struct Env {
     drivers: HashMap<Kind, DriverSpec>,
 }
 
-const FILES: &[(&str, &[u8], i32)] = &[("username", b"admin", 0o644), ("password", &[b'x'; 64], 0o640)];
+const FILES: &[(&str, &[u8], i32)] = &[
+    ("username", b"admin", 0o644),
+    ("password", &[b'x'; 64], 0o640),
+];
 
 impl Env {
     /// Starts the control plane and providers, creates the classes and the
@@ -105,7 +108,14 @@ impl Env {
         for (kind, binary) in binaries {
             let (kubeconfig, user) = identity(&cp, &client, &ns, *kind, dir.path()).await?;
             let binary = binary.clone();
-            drivers.insert(*kind, DriverSpec { binary, kubeconfig, user });
+            drivers.insert(
+                *kind,
+                DriverSpec {
+                    binary,
+                    kubeconfig,
+                    user,
+                },
+            );
         }
         let audit = Audit::new(cp.audit_log().expect("audit log on").to_path_buf());
         let env = Self {
@@ -129,7 +139,11 @@ impl Env {
         let api: Api<SecretProviderClass> = Api::namespaced(self.client.clone(), &self.ns);
         let spec = SecretProviderClassSpec {
             provider: p.name().into(),
-            parameters: [("objects".to_string(), "- username\n- password\n".to_string())].into(),
+            parameters: [(
+                "objects".to_string(),
+                "- username\n- password\n".to_string(),
+            )]
+            .into(),
             secret_objects: vec![],
         };
         let spc = SecretProviderClass::new(p.name(), spec);
@@ -208,8 +222,7 @@ impl Env {
     /// Deletes every SecretProviderClassPodStatus, so the next run starts
     /// from the same API state.
     pub async fn reset_status(&self) -> anyhow::Result<()> {
-        let api: Api<SecretProviderClassPodStatus> =
-            Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<SecretProviderClassPodStatus> = Api::namespaced(self.client.clone(), &self.ns);
         api.delete_collection(&DeleteParams::default(), &ListParams::default())
             .await?;
         wait_for(
@@ -218,7 +231,14 @@ impl Env {
             Duration::from_millis(100),
             || {
                 let api = api.clone();
-                async move { Ok(api.list(&ListParams::default()).await?.items.is_empty().then_some(())) }
+                async move {
+                    Ok(api
+                        .list(&ListParams::default())
+                        .await?
+                        .items
+                        .is_empty()
+                        .then_some(()))
+                }
             },
         )
         .await
@@ -269,7 +289,14 @@ async fn identity(
     kind: Kind,
     dir: &Path,
 ) -> anyhow::Result<(PathBuf, String)> {
-    let name = format!("driver-{}", if kind == Kind::Ours { "ours" } else { "upstream" });
+    let name = format!(
+        "driver-{}",
+        if kind == Kind::Ours {
+            "ours"
+        } else {
+            "upstream"
+        }
+    );
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let mut sa = ServiceAccount::default();
     sa.metadata.name = Some(name.clone());
