@@ -6,7 +6,7 @@
 # `--help` lists them. Needs root (tmpfs mounts) like the driver tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-hack/install-tools.sh kubernetes etcd upstream-driver upstream-fake-provider
+hack/install-tools.sh kubernetes etcd upstream-driver upstream-e2e-provider
 TARGET_DIR=${SSCSI_RELEASE_TARGET:-$HOME/.cache/secrets-store-csi-rs/release-target}
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --locked -p secrets-store-csi-driver --bins --example bench
 exec "$TARGET_DIR/release/examples/bench" --ours "$TARGET_DIR/release/secrets-store-csi-driver" "$@"

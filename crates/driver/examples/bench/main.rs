@@ -8,7 +8,7 @@
 //! One real control plane with its audit log on (each driver runs as its own
 //! service account, so requests are counted per driver), the zero-latency
 //! provider (testkit's fake provider in this process, counting calls only)
-//! and upstream's Go fake provider, both serving the same two files. For
+//! and the upstream e2e provider (Go), each serving two small files. For
 //! each provider, N and concurrency, each driver in turn: N publishes
 //! through the kubelet simulator, memory and CPU from `/proc`, API requests,
 //! one rotation pass (every volume republished once due, as kubelet's
@@ -48,8 +48,8 @@ struct Args {
     /// Concurrencies.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     concurrency: Vec<usize>,
-    /// Providers: zero, go.
-    #[arg(long, value_delimiter = ',', default_value = "zero,go")]
+    /// Providers: zero, e2e.
+    #[arg(long, value_delimiter = ',', default_value = "zero,e2e")]
     providers: Vec<String>,
     /// Length of the idle measurement.
     #[arg(long, default_value_t = 60)]
@@ -82,8 +82,8 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|p| match p.as_str() {
             "zero" => Ok(ProviderKind::Zero),
-            "go" => Ok(ProviderKind::Go),
-            other => anyhow::bail!("unknown provider {other:?} (zero, go)"),
+            "e2e" => Ok(ProviderKind::E2e),
+            other => anyhow::bail!("unknown provider {other:?} (zero, e2e)"),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let max_n = args.volumes.iter().copied().max().unwrap_or(0);

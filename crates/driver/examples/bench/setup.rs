@@ -38,8 +38,8 @@ pub enum Kind {
 pub enum ProviderKind {
     /// testkit's fake provider in this process, counting calls only.
     Zero,
-    /// Upstream's Go fake provider (`upstream-fake-provider`).
-    Go,
+    /// The upstream e2e provider (`upstream-e2e-provider`, Go).
+    E2e,
 }
 
 impl ProviderKind {
@@ -47,7 +47,17 @@ impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Zero => "zero",
-            ProviderKind::Go => "go",
+            ProviderKind::E2e => "e2e",
+        }
+    }
+
+    /// The class's `objects` parameter: two files either way.
+    fn objects(self) -> &'static str {
+        match self {
+            ProviderKind::Zero => "- username\n- password\n",
+            ProviderKind::E2e => {
+                "array:\n  - |\n    objectName: foo\n  - |\n    objectName: fookey\n"
+            }
         }
     }
 }
@@ -73,7 +83,7 @@ pub struct Env {
     pub providers: PathBuf,
     /// The zero-latency provider.
     pub zero: FakeProvider,
-    _go: Process,
+    _e2e: Process,
     audit: Mutex<Audit>,
     drivers: HashMap<Kind, DriverSpec>,
 }
@@ -103,7 +113,7 @@ impl Env {
             FILES,
             &[("secret/username", "1"), ("secret/password", "1")],
         ));
-        let go = start_go_provider(&providers).await?;
+        let e2e = start_e2e_provider(&providers).await?;
         let mut drivers = HashMap::new();
         for (kind, binary) in binaries {
             let (kubeconfig, user) = identity(&cp, &client, &ns, *kind, dir.path()).await?;
@@ -125,11 +135,11 @@ impl Env {
             dir,
             providers,
             zero,
-            _go: go,
+            _e2e: e2e,
             audit: Mutex::new(audit),
             drivers,
         };
-        for p in [ProviderKind::Zero, ProviderKind::Go] {
+        for p in [ProviderKind::Zero, ProviderKind::E2e] {
             env.create_class(p).await?;
         }
         Ok(env)
@@ -139,11 +149,7 @@ impl Env {
         let api: Api<SecretProviderClass> = Api::namespaced(self.client.clone(), &self.ns);
         let spec = SecretProviderClassSpec {
             provider: p.name().into(),
-            parameters: [(
-                "objects".to_string(),
-                "- username\n- password\n".to_string(),
-            )]
-            .into(),
+            parameters: [("objects".to_string(), p.objects().to_string())].into(),
             secret_objects: vec![],
         };
         let spc = SecretProviderClass::new(p.name(), spec);
@@ -245,30 +251,25 @@ impl Env {
     }
 }
 
-/// The upstream driver's Go fake provider as provider `go`, serving the
-/// same files as the zero-latency one.
-async fn start_go_provider(dir: &Path) -> anyhow::Result<Process> {
-    let spec = serde_json::json!({
-        "files": FILES.iter().map(|(p, c, m)| serde_json::json!({
-            "path": p, "mode": m, "contents": String::from_utf8_lossy(c),
-        })).collect::<Vec<_>>(),
-        "objects": {"secret/username": "1", "secret/password": "1"},
-    });
-    let spec_file = dir.join("go.json");
-    std::fs::write(&spec_file, spec.to_string())?;
-    let socket = dir.join(format!("{}.sock", ProviderKind::Go.name()));
+/// The upstream e2e provider as provider `e2e`, in its own network
+/// namespace (it also serves HTTP on a fixed port, `:8080`, which other
+/// programs on a shared machine may hold; its gRPC socket is a file).
+async fn start_e2e_provider(dir: &Path) -> anyhow::Result<Process> {
+    let socket = dir.join(format!("{}.sock", ProviderKind::E2e.name()));
+    let binary = secrets_store_testkit::tools::tool("upstream-e2e-provider")?;
     let process = Process::spawn(
-        "upstream-fake-provider",
-        &secrets_store_testkit::tools::tool("upstream-fake-provider")?,
+        "upstream-e2e-provider",
+        Path::new("unshare"),
         &[
-            format!("--endpoint={}", socket.display()),
-            format!("--spec={}", spec_file.display()),
+            "--net".to_string(),
+            binary.display().to_string(),
+            format!("--endpoint=unix://{}", socket.display()),
         ],
         &[],
-        &dir.join("go-provider.log"),
+        &dir.join("e2e-provider.log"),
     )?;
     wait_for(
-        "the Go provider's socket",
+        "the e2e provider's socket",
         Duration::from_secs(10),
         Duration::from_millis(20),
         || {

@@ -179,10 +179,7 @@ async fn run_node(once: bool) -> anyhow::Result<()> {
 /// v1alpha1 view of it reads back.
 fn check_crds(cp: &ControlPlane) -> anyhow::Result<()> {
     print!("{}", kubectl(cp, &["get", "crd", "-o", "name"], None)?);
-    print!(
-        "{}",
-        kubectl(cp, &["apply", "-f", "-"], Some(EXAMPLE_SPC))?
-    );
+    print!("{}", kubectl(cp, &["apply", "-f", "-"], Some(EXAMPLE_SPC))?);
     print!(
         "{}",
         kubectl(
