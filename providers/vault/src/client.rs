@@ -332,10 +332,21 @@ fn vault_errors(status: StatusCode, body: &[u8]) -> String {
     } else {
         joined
     };
-    text.chars()
-        .take(MAX_ERRORS)
-        .flat_map(char::escape_debug)
-        .collect()
+    one_line(&text, MAX_ERRORS)
+}
+
+/// At most `max` characters of `text`, control characters escaped so the
+/// text stays on one line.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Shared handle for concurrent mounts.

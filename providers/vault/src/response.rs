@@ -88,17 +88,18 @@ pub fn parse(body: &[u8]) -> Result<Option<VaultSecret>, ContentError> {
     let raw: Map<String, Value> = serde_json::from_slice(body).map_err(|e| decode_error(&e))?;
     match raw.get("errors") {
         Some(_) if raw.len() == 1 => return Ok(None),
-        Some(errors) => return Err(ContentError::Errors(one_line(&go_json(errors)))),
+        Some(errors) => {
+            return Err(ContentError::Errors(crate::client::one_line(
+                &go_json(errors),
+                512,
+            )));
+        }
         None => {}
     }
     Ok(Some(VaultSecret {
         data: (!raw.is_empty()).then_some(raw),
         ..secret
     }))
-}
-
-fn one_line(s: &str) -> String {
-    s.chars().take(512).flat_map(char::escape_debug).collect()
 }
 
 /// `value` encoded as Go's `encoding/json` encodes it.
@@ -196,7 +197,7 @@ mod tests {
         assert_eq!(parse(br#"{"errors":[]}"#), Ok(None));
         assert_eq!(
             parse(br#"{"errors":["x"],"k":1}"#),
-            Err(ContentError::Errors("[\\\"x\\\"]".into()))
+            Err(ContentError::Errors(r#"["x"]"#.into()))
         );
         let err = parse(br#"{"data":"secret-canary"}"#).expect_err("not a map");
         assert!(!err.to_string().contains("canary"), "{err}");

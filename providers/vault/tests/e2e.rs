@@ -5,6 +5,7 @@
 //! API server's TokenReview. One OpenBao and one control plane for the
 //! whole binary.
 
+mod differential;
 mod support;
 
 use std::collections::BTreeMap;
@@ -216,35 +217,23 @@ path "pki/issue/web" { capabilities = ["update"] }
 /// Writes the secrets the mounts read; returns the role name (the
 /// namespace).
 async fn seed(env: &Env) -> anyhow::Result<String> {
-    let addr = &env.shared.addr;
-    let role = env.ns.clone();
-    env.shared
-        .role(&role, &env.ns, POLICY, Some("vault"))
-        .await?;
-    let app = format!("secret/data/app/{}", env.ns);
-    api(addr, "POST", &app, Some(json!({"data": {"username": "app", "password": CANARY, "config": {"b": 2, "a": [1, "x"]}}}))).await?;
-    api(
-        addr,
-        "POST",
-        &format!("kv1/app/{}", env.ns),
-        Some(json!({"api": "v1-value"})),
-    )
-    .await?;
-    api(
-        addr,
-        "POST",
-        &format!("{app}-bin"),
-        Some(json!({"data": {"b64": "AAH+/w==", "hex": "00ff10"}})),
-    )
-    .await?;
-    api(
-        addr,
-        "POST",
-        &format!("secret/data/denied/{}", env.ns),
-        Some(json!({"data": {"x": "no"}})),
-    )
-    .await?;
-    Ok(role)
+    seed_namespace(env.shared, &env.ns).await
+}
+
+/// The role and secrets of namespace `ns`.
+async fn seed_namespace(shared: &Shared, ns: &str) -> anyhow::Result<String> {
+    let addr = &shared.addr;
+    shared.role(ns, ns, POLICY, Some("vault")).await?;
+    let app = format!("secret/data/app/{ns}");
+    let data = json!({"data": {"username": "app", "password": CANARY, "config": {"b": 2, "a": [1, "x"]}, "html": {"t": "<a&b>"}}});
+    api(addr, "POST", &app, Some(data)).await?;
+    let kv1 = format!("kv1/app/{ns}");
+    api(addr, "POST", &kv1, Some(json!({"api": "v1-value"}))).await?;
+    let bin = json!({"data": {"b64": "AAH+/w==", "hex": "00ff10"}});
+    api(addr, "POST", &format!("{app}-bin"), Some(bin)).await?;
+    let denied = format!("secret/data/denied/{ns}");
+    api(addr, "POST", &denied, Some(json!({"data": {"x": "no"}}))).await?;
+    Ok(ns.to_string())
 }
 
 fn objects(ns: &str) -> String {
