@@ -76,6 +76,16 @@ pub async fn get(
             },
         }
     })?;
+    check(namespace, name, object)
+}
+
+/// Checks a class already read (from the API server, or from a file by
+/// the standalone CLI): a valid provider name and some parameters.
+pub fn check(
+    namespace: &str,
+    name: &str,
+    object: SecretProviderClass,
+) -> Result<ProviderClass, Error> {
     let spec = &object.spec;
     if spec.provider.trim().is_empty() {
         return Err(Error::NoProvider(namespace.into(), name.into()));
@@ -89,6 +99,6 @@ pub async fn get(
         name: name.to_string(),
         provider,
         parameters: spec.parameters.clone(),
-        object: object.clone(),
+        object,
     })
 }

@@ -9,6 +9,8 @@
 //! - [`objects`]: a strict parser for the `objects` YAML parameter whose
 //!   errors name the object at fault.
 //! - [`path`]: path translation and file-path validation.
+//! - [`parameters`]: the strict parameter check each provider exposes for
+//!   `secrets-store validate`.
 //! - [`jmes`]: jmesPath extraction of string values from JSON secrets.
 //! - [`response`]: `MountResponse` building with object versions.
 //! - [`ops`]: credential caching, coalescing of identical fetches, rate
@@ -25,6 +27,7 @@ use std::future::Future;
 pub mod jmes;
 pub mod objects;
 pub mod ops;
+pub mod parameters;
 pub mod path;
 pub mod request;
 pub mod response;

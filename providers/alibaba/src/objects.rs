@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use secrets_store_provider_sdk::objects::{self, ObjectsError, Strictness, UnknownField};
+use secrets_store_provider_sdk::parameters::{self, ParameterError};
 use secrets_store_provider_sdk::path::{self, PathError, PathTranslation};
 use serde::{Deserialize, Serialize};
 
@@ -242,6 +243,37 @@ fn validate(
         });
     }
     Ok(out)
+}
+
+/// Parameters an `alibabacloud` class may set.
+pub const PARAMETERS: &[&str] = &[
+    "objects",
+    "pathTranslation",
+    "region",
+    "usePodServiceAccountToken",
+];
+
+/// The strict check of an `alibabacloud` class's parameters, for tools
+/// (`secrets-store validate`): no unknown parameter, a valid region, path translation and boolean, and
+/// `objects` parsed with [`Strictness::Strict`].
+pub fn validate_parameters(
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ParameterError> {
+    parameters::known_only(parameters, PARAMETERS)?;
+    parameters::boolean(parameters, "usePodServiceAccountToken")?;
+    if let Some(r) = parameters.get("region").filter(|r| !r.is_empty()) {
+        crate::endpoint::region(r).map_err(|e| ParameterError::new("region", e))?;
+    }
+    let get = |k: &str| parameters.get(k).map(String::as_str);
+    let translation = PathTranslation::parse(get("pathTranslation"))
+        .map_err(|e| ParameterError::new("pathTranslation", e))?;
+    parse(
+        get("objects").unwrap_or_default(),
+        translation,
+        Strictness::Strict,
+    )
+    .map_err(|e| ParameterError::new("objects", e))?;
+    Ok(())
 }
 
 #[cfg(test)]

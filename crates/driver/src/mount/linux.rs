@@ -5,6 +5,9 @@
 //! resolved link-free first, the descriptor closed, and `umount2` gets the
 //! path with `UMOUNT_NOFOLLOW` (the components above it belong to kubelet).
 
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
 use nix::mount::{MntFlags, MsFlags};
 
 use super::{Error, Mounter, TmpfsOptions};
@@ -23,39 +26,56 @@ fn missing(target: &Target) -> std::io::Error {
 
 impl Mounter for LinuxMounter {
     fn mount_tmpfs(&self, target: &Target, options: TmpfsOptions) -> Result<(), Error> {
-        let err = |source| Error::Mount {
+        let fd = target.open()?.ok_or_else(|| Error::Mount {
             target: target.path().display().to_string(),
-            source,
-        };
-        let fd = target.open()?.ok_or_else(|| err(missing(target)))?;
-        // Secrets never reach disk: tmpfs is memory-backed and bounded;
-        // nosuid/nodev/noexec because the volume only holds data files.
-        nix::mount::mount(
-            Some("tmpfs"),
-            &Target::fd_path(&fd),
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some(options.data().as_str()),
-        )
-        .map_err(|e| err(e.into()))?;
-        tracing::debug!(target = %target.path().display(), "mounted tmpfs");
-        Ok(())
+            source: missing(target),
+        })?;
+        mount_tmpfs_on(&fd, target.path(), options)
     }
 
     fn unmount(&self, target: &Target) -> Result<(), Error> {
-        let err = |source| Error::Unmount {
+        drop(target.open()?.ok_or_else(|| Error::Unmount {
             target: target.path().display().to_string(),
-            source,
-        };
-        drop(target.open()?.ok_or_else(|| err(missing(target)))?);
-        nix::mount::umount2(target.path(), MntFlags::UMOUNT_NOFOLLOW).map_err(|e| err(e.into()))?;
-        tracing::debug!(target = %target.path().display(), "unmounted");
-        Ok(())
+            source: missing(target),
+        })?);
+        unmount_path(target.path())
     }
 
     fn is_mounted(&self, target: &Target) -> Result<bool, Error> {
         Ok(target.is_mount_point()?)
     }
+}
+
+/// Mounts a bounded tmpfs on the directory `dir` (a descriptor its caller
+/// opened without following links; `shown` names it in errors and logs).
+/// The driver's targets and the standalone CLI's directories share it.
+pub fn mount_tmpfs_on(dir: &OwnedFd, shown: &Path, options: TmpfsOptions) -> Result<(), Error> {
+    // Secrets never reach disk: tmpfs is memory-backed and bounded;
+    // nosuid/nodev/noexec because the volume only holds data files.
+    nix::mount::mount(
+        Some("tmpfs"),
+        &Target::fd_path(dir),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(options.data().as_str()),
+    )
+    .map_err(|e| Error::Mount {
+        target: shown.display().to_string(),
+        source: e.into(),
+    })?;
+    tracing::debug!(target = %shown.display(), "mounted tmpfs");
+    Ok(())
+}
+
+/// Unmounts `path` without following a link in its final component (the
+/// caller has checked the components above it).
+pub fn unmount_path(path: &Path) -> Result<(), Error> {
+    nix::mount::umount2(path, MntFlags::UMOUNT_NOFOLLOW).map_err(|e| Error::Unmount {
+        target: path.display().to_string(),
+        source: e.into(),
+    })?;
+    tracing::debug!(target = %path.display(), "unmounted");
+    Ok(())
 }
 
 #[cfg(test)]

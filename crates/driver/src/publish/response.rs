@@ -71,25 +71,38 @@ pub fn mount_request(
     req: &PublishRequest,
     parameters: &BTreeMap<String, String>,
 ) -> api::MountRequest {
+    provider_request(
+        parameters,
+        req.context.expose(),
+        req.secrets.expose(),
+        req.target.path(),
+    )
+}
+
+/// The MountRequest for any target directory (the driver's kubelet
+/// targets and the standalone CLI's directories): `parameters` overlaid
+/// with `context`, tokens from `secrets` winning over the context,
+/// `secrets` as JSON (`null` when empty), permission `"420"`.
+pub fn provider_request(
+    parameters: &BTreeMap<String, String>,
+    context: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+    target: &std::path::Path,
+) -> api::MountRequest {
     let mut attributes = parameters.clone();
-    attributes.extend(
-        req.context
-            .expose()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    if let Some(tokens) = req.secrets.expose().get(SERVICE_ACCOUNT_TOKENS) {
+    attributes.extend(context.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(tokens) = secrets.get(SERVICE_ACCOUNT_TOKENS) {
         attributes.insert(SERVICE_ACCOUNT_TOKENS.to_string(), tokens.clone());
     }
-    let secrets = if req.secrets.expose().is_empty() {
+    let secrets = if secrets.is_empty() {
         "null".to_string()
     } else {
-        serde_json::to_string(req.secrets.expose()).unwrap_or_else(|_| "null".into())
+        serde_json::to_string(secrets).unwrap_or_else(|_| "null".into())
     };
     api::MountRequest {
         attributes: serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into()),
         secrets,
-        target_path: req.target.path().display().to_string(),
+        target_path: target.display().to_string(),
         permission: PERMISSION.to_string(),
         current_object_version: Vec::new(),
     }
