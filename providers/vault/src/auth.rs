@@ -136,16 +136,27 @@ impl Expiring for VaultToken {
 pub struct Authenticator {
     kube: Option<kube::Client>,
     cache: Option<ExpiringCache<(), VaultToken>>,
+    preset: Option<Redacted<String>>,
 }
 
 impl Authenticator {
     /// An authenticator caching up to `cache_size` tokens (none if ≤ 0).
-    pub fn new(kube: Option<kube::Client>, cache_size: i64) -> Self {
+    /// A `preset` token (`VAULT_TOKEN`) is tried first by every mount, as
+    /// the Vault Go API client does; a 403 to it logs in as the pod.
+    pub fn new(
+        kube: Option<kube::Client>,
+        cache_size: i64,
+        preset: Option<Redacted<String>>,
+    ) -> Self {
         let cache = usize::try_from(cache_size)
             .ok()
             .filter(|n| *n > 0)
             .map(|n| ExpiringCache::with_capacity(REFRESH_MARGIN, n));
-        Self { kube, cache }
+        Self {
+            kube,
+            cache,
+            preset,
+        }
     }
 
     /// Tokens currently cached.
@@ -251,12 +262,16 @@ impl<'a> Session<'a> {
     /// A session that logs in lazily.
     pub fn new(auth: &'a Authenticator, client: &'a VaultClient, login: Login) -> Self {
         let key = CredentialKey::of(&login);
+        let token = auth.preset.as_ref().map(|t| VaultToken {
+            token: t.clone(),
+            expires_at: None,
+        });
         Self {
             auth,
             client,
             login,
             key,
-            token: None,
+            token,
         }
     }
 

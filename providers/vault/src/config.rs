@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrets_store_provider_sdk::LogFlags;
+use secrets_store_provider_sdk::{LogFlags, Redacted};
 
 use crate::params::TlsSettings;
 
@@ -123,6 +123,8 @@ pub struct ProviderConfig {
     pub cache_size: i64,
     /// HMAC Secret name.
     pub hmac_secret_name: String,
+    /// `VAULT_TOKEN`: a token every mount tries before logging in.
+    pub token: Option<Redacted<String>>,
 }
 
 fn some(s: &str) -> Option<String> {
@@ -182,6 +184,7 @@ impl ProviderConfig {
             retries,
             cache_size: flags.cache_size,
             hmac_secret_name: flags.hmac_secret_name.clone(),
+            token: get("VAULT_TOKEN").map(Redacted::new),
         })
     }
 }
@@ -300,6 +303,7 @@ mod tests {
                 "VAULT_CACERT" => "/env/ca.pem",
                 "VAULT_CLIENT_TIMEOUT" => "5",
                 "VAULT_MAX_RETRIES" => "0",
+                "VAULT_TOKEN" => "hvs.canary-token",
                 _ => return None,
             };
             Some(v.to_string())
@@ -314,6 +318,11 @@ mod tests {
             ("https://env:8200", Some("env-ns"), Some("/env/ca.pem"))
         );
         assert_eq!((c.timeout, c.retries), (Duration::from_secs(5), 0));
+        assert_eq!(
+            c.token.as_ref().map(|t| t.expose().as_str()),
+            Some("hvs.canary-token")
+        );
+        assert!(!format!("{c:?}").contains("canary"));
         let f = parse(&[
             "--vault-addr=http://flag:8200",
             "--vault-tls-ca-cert=/flag/ca.pem",

@@ -118,6 +118,11 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         client,
         name: config.hmac_secret_name.clone(),
     }));
+    if config.token.is_some() {
+        tracing::warn!(
+            "VAULT_TOKEN is set: every mount reads with that token first, and logs in as the pod only when Vault refuses it"
+        );
+    }
     if config.cache_size <= 0 {
         tracing::info!(size = config.cache_size, "vault token cache disabled");
     }

@@ -34,7 +34,7 @@ impl VaultProvider {
     /// A provider; `kube` requests pod tokens when a mount carries none.
     pub fn new(config: ProviderConfig, kube: Option<kube::Client>, versions: Versions) -> Self {
         Self {
-            auth: Authenticator::new(kube, config.cache_size),
+            auth: Authenticator::new(kube, config.cache_size, config.token.clone()),
             config,
             versions,
         }

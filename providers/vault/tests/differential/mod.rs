@@ -379,3 +379,55 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
     crate::assert_clean(&ours.log(), &[]);
     Ok(())
 }
+
+/// Standalone use: no Kubernetes client, `VAULT_TOKEN` set (the standalone
+/// CLI's demo runs the provider this way). Mounts read with that token, and
+/// versions come from a per-process key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> anyhow::Result<()> {
+    let shared = shared().await?;
+    let ns = shared.cp.namespace("vault-token").await?;
+    crate::seed_namespace(shared, &ns).await?;
+    let env = [
+        ("KUBECONFIG", "/nonexistent"),
+        ("VAULT_TOKEN", crate::support::ROOT_TOKEN),
+    ];
+    let ours = Peer::start_with_env(Kind::Ours, shared, &[], &env).await?;
+    let mut c = client(&ours).await?;
+    let app = format!("secret/data/app/{ns}");
+    let params = vec![
+        ("roleName", "unused".to_string()),
+        ("objects", obj("pw", &app, "  secretKey: password\n")),
+    ];
+    let req = request(
+        &PodIdentity {
+            attrs: BTreeMap::new(),
+        },
+        &params,
+    );
+    let first = mount(&mut c, req.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", ours.log()))?;
+    assert_eq!(
+        first.files["pw"],
+        (0o644, crate::CANARY.as_bytes().to_vec())
+    );
+    api(
+        &shared.addr,
+        "POST",
+        &app,
+        Some(json!({"data": {"password": "changed"}})),
+    )
+    .await?;
+    let second = mount(&mut c, req)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(second.files["pw"].1, b"changed");
+    assert_ne!(first.versions["pw"], second.versions["pw"]);
+    assert!(!first.versions["pw"].is_empty());
+    let log = ours.log();
+    assert!(log.contains("VAULT_TOKEN is set"), "{log}");
+    assert!(!log.contains("vault login successful"), "no login: {log}");
+    crate::assert_clean(&log, &[]);
+    Ok(())
+}

@@ -390,6 +390,21 @@ impl Peer {
     /// Starts `kind` against the shared OpenBao, as the providers' service
     /// account, and waits for its socket.
     pub async fn start(kind: Kind, shared: &Shared, extra: &[String]) -> anyhow::Result<Self> {
+        let kubeconfig = shared.kubeconfig().display().to_string();
+        let env = [
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("POD_NAMESPACE", SYSTEM_NS),
+        ];
+        Self::start_with_env(kind, shared, extra, &env).await
+    }
+
+    /// [`Peer::start`] with `env` for our provider.
+    pub async fn start_with_env(
+        kind: Kind,
+        shared: &Shared,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("vault-provider-")
             .tempdir()?;
@@ -401,7 +416,6 @@ impl Peer {
             "-log-level=debug".into(),
         ];
         provider_args.extend_from_slice(extra);
-        let kubeconfig = shared.kubeconfig().display().to_string();
         let port = shared
             .cp
             .url()
@@ -418,7 +432,7 @@ impl Peer {
                         "CARGO_BIN_EXE_secrets-store-csi-driver-provider-vault"
                     )),
                     &provider_args,
-                    &[("KUBECONFIG", &kubeconfig), ("POD_NAMESPACE", SYSTEM_NS)],
+                    env,
                     &dir.path().join("provider.log"),
                 )?
             }
