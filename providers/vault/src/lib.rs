@@ -28,7 +28,7 @@ use secrets_store_provider_sdk::server::HealthzConfig;
 use secrets_store_provider_sdk::{Server, ServerConfig};
 
 pub use config::{Flags, ProviderConfig};
-pub use params::{ParamError, validate_parameters};
+pub use params::{ParamError, parameter_errors, validate_parameters};
 pub use provider::VaultProvider;
 
 /// Provider name (`spec.provider`, socket stem).

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use secrets_store_provider_sdk::objects::{self, ObjectsError, Strictness, UnknownField};
+use secrets_store_provider_sdk::parameters::{self, ParameterError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -29,8 +30,6 @@ pub const KNOWN_PARAMETERS: &[&str] = &[
     "audience",
     "objects",
 ];
-/// Keys the driver adds to every request (pod, service account, tokens).
-const DRIVER_PREFIX: &str = "csi.storage.k8s.io/";
 /// Audience of the pod token when the SPC names none.
 pub const DEFAULT_AUDIENCE: &str = "vault";
 /// Methods Vault's HTTP API serves.
@@ -348,10 +347,10 @@ impl Parameters {
 /// and object fields, and object mistakes upstream finds only after
 /// reading the secret. Returns every problem found.
 pub fn validate_parameters(params: &BTreeMap<String, String>) -> Result<(), Vec<ParamError>> {
-    let mut problems: Vec<ParamError> = params
-        .keys()
-        .filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str()) && !k.starts_with(DRIVER_PREFIX))
-        .map(|k| ParamError::UnknownParameter(k.clone()))
+    let mut problems: Vec<ParamError> = parameters::known_only(params, KNOWN_PARAMETERS)
+        .err()
+        .map(|e| ParamError::UnknownParameter(e.parameter))
+        .into_iter()
         .collect();
     let parsed = match Parameters::read(params, Strictness::Lenient) {
         Ok(p) => p,
@@ -376,6 +375,30 @@ pub fn validate_parameters(params: &BTreeMap<String, String>) -> Result<(), Vec<
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// [`validate_parameters`] as the SDK's [`ParameterError`]s, each naming
+/// its parameter (the shape `secrets-store validate` takes).
+pub fn parameter_errors(params: &BTreeMap<String, String>) -> Vec<ParameterError> {
+    validate_parameters(params)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| ParameterError::new(e.parameter().to_string(), e))
+        .collect()
+}
+
+impl ParamError {
+    /// The parameter at fault.
+    pub fn parameter(&self) -> &str {
+        match self {
+            Self::BothMountPaths => "vaultAuthMountPath",
+            Self::SkipTlsVerify(_) => "vaultSkipTLSVerify",
+            Self::MissingRoleName => "roleName",
+            Self::UnknownParameter(name) => name,
+            _ => "objects",
+        }
     }
 }
 
