@@ -45,7 +45,7 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
-    /// More logging on stderr: -v debug, -vv trace.
+    /// More logging on stderr (warnings by default): -v debug, -vv trace.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -221,8 +221,9 @@ pub struct UnpublishArgs {
     pub pod_uid: String,
 }
 
-/// Installs the project's logging on stderr: info, `-v` debug, `-vv`
-/// trace (dependencies stay at info), through the shared [`LogFlags`].
+/// Installs logging on stderr: warnings only by default (a command's
+/// results are its output), `-v` debug, `-vv` trace through the shared
+/// [`LogFlags`] (dependencies stay at info).
 pub fn init_logging(verbose: u8) {
     #[derive(Parser)]
     struct Log {
@@ -230,7 +231,13 @@ pub fn init_logging(verbose: u8) {
         log: LogFlags,
     }
     let v = match verbose {
-        0 => "0",
+        0 => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+                .with_writer(std::io::stderr)
+                .try_init();
+            return;
+        }
         1 => "4",
         _ => "5",
     };

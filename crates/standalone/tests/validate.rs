@@ -13,6 +13,10 @@ fn ali(name: &str, params: &str) -> String {
     )
 }
 
+fn vault(name: &str, params: &str) -> String {
+    format!("{HEAD}metadata:\n  name: {name}\nspec:\n  provider: vault\n  parameters:\n{params}")
+}
+
 /// (file name, content, expected line: `<file>: <this>`).
 fn cases() -> Vec<(&'static str, String, &'static str)> {
     let objects = |yaml: &str| {
@@ -135,6 +139,59 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             r#"SecretProviderClass "r": spec.parameters.region: "#,
         ),
         (
+            "vault-ok.yaml",
+            vault(
+                "v-ok",
+                &(objects("- objectName: db\n  secretPath: secret/data/db\n  secretKey: pw")
+                    + "    roleName: app\n"),
+            ),
+            r#"SecretProviderClass "v-ok": ok"#,
+        ),
+        (
+            "vault-no-role.yaml",
+            vault(
+                "v-role",
+                &objects("- objectName: db\n  secretPath: secret/data/db"),
+            ),
+            r#"SecretProviderClass "v-role": spec.parameters.roleName: missing 'roleName' in SecretProviderClass definition"#,
+        ),
+        (
+            "vault-unknown-field.yaml",
+            vault(
+                "v-field",
+                &(objects("- objectName: db\n  secretPath: secret/data/db\n  secretKeyy: pw")
+                    + "    roleName: app\n"),
+            ),
+            r#"SecretProviderClass "v-field": spec.parameters.objects: unknown field in objects: object 0 ("db"): secretKeyy"#,
+        ),
+        (
+            "vault-unknown-parameter.yaml",
+            vault(
+                "v-param",
+                &(objects("- objectName: db\n  secretPath: secret/data/db")
+                    + "    roleName: app\n    vaultAddr: http://x\n"),
+            ),
+            r#"SecretProviderClass "v-param": spec.parameters.vaultAddr: unknown parameter (known: roleName, vaultAddress,"#,
+        ),
+        (
+            "vault-bad-path.yaml",
+            vault(
+                "v-path",
+                &(objects("- objectName: ../escape\n  secretPath: secret/data/db")
+                    + "    roleName: app\n"),
+            ),
+            r#"SecretProviderClass "v-path": spec.parameters.objects: object "../escape": "#,
+        ),
+        (
+            "vault-duplicates.yaml",
+            vault(
+                "v-dup",
+                &(objects("- objectName: db\n  secretPath: a\n- objectName: db\n  secretPath: b")
+                    + "    roleName: app\n"),
+            ),
+            r#"SecretProviderClass "v-dup": spec.parameters.objects: each `objectName` within a SecretProviderClass must be unique, but the following keys were duplicated: db"#,
+        ),
+        (
             "not-a-class.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n".to_string(),
             "no SecretProviderClass in the file",
@@ -174,7 +231,7 @@ fn every_class_of_mistake_is_named_with_file_and_field() -> anyhow::Result<()> {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("17 problem(s) in 17 class(es)"), "{stdout}");
+    assert!(stdout.contains("22 problem(s) in 23 class(es)"), "{stdout}");
     Ok(())
 }
 
