@@ -20,40 +20,16 @@ pub type Validator = fn(&BTreeMap<String, String>) -> Vec<ParameterError>;
 /// [`Validator`] when its error type differs).
 pub const PROVIDERS: &[(&str, Validator)] = &[
     (secrets_store_provider_alibabacloud::PROVIDER_NAME, alibaba),
-    (secrets_store_provider_vault::PROVIDER_NAME, vault),
+    (
+        secrets_store_provider_vault::PROVIDER_NAME,
+        secrets_store_provider_vault::parameter_errors,
+    ),
 ];
 
 fn alibaba(parameters: &BTreeMap<String, String>) -> Vec<ParameterError> {
     secrets_store_provider_alibabacloud::objects::validate_parameters(parameters)
         .err()
         .into_iter()
-        .collect()
-}
-
-/// The vault provider's check, each problem under the parameter it is about.
-fn vault(parameters: &BTreeMap<String, String>) -> Vec<ParameterError> {
-    use secrets_store_provider_vault::ParamError as E;
-    let problems = secrets_store_provider_vault::validate_parameters(parameters).err();
-    problems
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let parameter = match &e {
-                E::UnknownParameter(name) => name.escape_debug().to_string(),
-                E::BothMountPaths => "vaultAuthMountPath".into(),
-                E::SkipTlsVerify(_) => "vaultSkipTLSVerify".into(),
-                E::MissingRoleName => "roleName".into(),
-                _ => "objects".into(),
-            };
-            let reason = match &e {
-                E::UnknownParameter(_) => format!(
-                    "unknown parameter (known: {})",
-                    secrets_store_provider_vault::params::KNOWN_PARAMETERS.join(", ")
-                ),
-                _ => e.to_string(),
-            };
-            ParameterError { parameter, reason }
-        })
         .collect()
 }
 

@@ -171,7 +171,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 &(objects("- objectName: db\n  secretPath: secret/data/db")
                     + "    roleName: app\n    vaultAddr: http://x\n"),
             ),
-            r#"SecretProviderClass "v-param": spec.parameters.vaultAddr: unknown parameter (known: roleName, vaultAddress,"#,
+            r#"SecretProviderClass "v-param": spec.parameters.vaultAddr: unknown parameter "vaultAddr""#,
         ),
         (
             "vault-bad-path.yaml",
