@@ -95,7 +95,16 @@ PY
   log "$file.oci.tar ($ref)"
 }
 
-fill_busybox() { busybox_into "$1"; mkdir -p "$1/tmp" "$1/etc"; echo "root:x:0:0:root:/root:/bin/sh" >"$1/etc/passwd"; }
+fill_busybox() {
+  busybox_into "$1"
+  mkdir -p "$1/tmp" "$1/etc"
+  echo "root:x:0:0:root:/root:/bin/sh" >"$1/etc/passwd"
+  # Debian's busybox has no printenv applet; upstream's bats suite uses it.
+  [ -e "$1/bin/printenv" ] || printf '%s\n' '#!/bin/sh' \
+    '[ $# -eq 0 ] && exec env' \
+    'for v; do eval "[ -n \"\${$v+x}\" ] && printf \"%s\\n\" \"\$$v\""; done' >"$1/bin/printenv"
+  chmod 0755 "$1/bin/printenv"
+}
 fill_curl() { fill_busybox "$1"; with_libs "$1" /usr/bin/curl; }
 fill_binary() { with_libs "$1" "$BIN/$2" "/$3"; }
 fill_upstream_driver() {
