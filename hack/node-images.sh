@@ -9,6 +9,7 @@
 # - the pause image (busybox sleeping as PID 1);
 # - registry.k8s.io/e2e-test-images/busybox:1.29-4 (Debian's busybox-static);
 # - curlimages/curl:7.75.0 (Debian's curl, its libraries, busybox);
+#   names are written the way CRI normalizes them (docker.io/...).
 # - node-driver-registrar and livenessprobe, built from ../shared/peers;
 # - the upstream driver v1.6.0 (with mount/umount, as its Dockerfile has),
 #   its CRD hook image (kubectl + CRDs) and its e2e provider.
@@ -116,7 +117,7 @@ fill_crds() { fill_binary "$1" kubectl kubectl; mkdir -p "$1/crds"; cp "$SRC"/ch
 
 image pause registry.k8s.io/pause:3.10.1 65535:65535 '["/bin/sleep","2147483647"]' '[]' fill_busybox
 image busybox registry.k8s.io/e2e-test-images/busybox:1.29-4 0:0 '[]' '["sh"]' fill_busybox
-image curl curlimages/curl:7.75.0 100:101 '[]' '["curl"]' fill_curl
+image curl docker.io/curlimages/curl:7.75.0 100:101 '[]' '["curl"]' fill_curl
 image node-driver-registrar registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.17.0 0:0 \
   '["/csi-node-driver-registrar"]' '[]' fill_binary csi-node-driver-registrar csi-node-driver-registrar
 image livenessprobe registry.k8s.io/sig-storage/livenessprobe:v2.19.0 0:0 \
@@ -125,6 +126,6 @@ image upstream-driver registry.k8s.io/csi-secrets-store/driver:v1.6.0 0:0 \
   '["/secrets-store-csi"]' '[]' fill_upstream_driver
 image upstream-driver-crds registry.k8s.io/csi-secrets-store/driver-crds:v1.6.0 0:0 \
   '["/kubectl"]' '[]' fill_crds
-image e2e-provider e2e-provider:v1.6.0 0:0 '["/e2e-provider"]' '[]' fill_binary upstream-e2e-provider e2e-provider
+image e2e-provider docker.io/library/e2e-provider:v1.6.0 0:0 '["/e2e-provider"]' '[]' fill_binary upstream-e2e-provider e2e-provider
 touch "$OUT/.done"
 echo "$OUT"
