@@ -571,6 +571,7 @@ async fn bats_way(way: Way) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about 4 minutes (the suite sleeps 150 s); hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_our_chart() -> anyhow::Result<()> {
     bats_way(Way::OurChart).await
 }
