@@ -63,3 +63,17 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// Waits (up to 20 s) until a process has created the socket at `socket`.
+pub async fn wait_for_socket(socket: &std::path::Path) -> anyhow::Result<()> {
+    wait_for(
+        &format!("the socket {}", socket.display()),
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(50),
+        || {
+            let exists = socket.exists();
+            async move { Ok(exists.then_some(())) }
+        },
+    )
+    .await
+}

@@ -12,12 +12,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use secrets_store_alibaba_emulator::Emulator;
 use secrets_store_testkit::process::{Process, free_port};
-use secrets_store_testkit::{tools, wait_for};
+use secrets_store_testkit::tools;
 
 /// Region of every endpoint name the emulator answers for.
 pub const REGION: &str = "cn-test";
@@ -80,16 +79,7 @@ impl Backend {
 
 /// Waits until a provider has created its socket.
 pub async fn wait_for_socket(socket: &Path) -> anyhow::Result<()> {
-    wait_for(
-        "the provider socket",
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || {
-            let exists = socket.exists();
-            async move { Ok(exists.then_some(())) }
-        },
-    )
-    .await
+    secrets_store_testkit::wait_for_socket(socket).await
 }
 
 /// Which provider binary.

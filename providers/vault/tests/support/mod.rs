@@ -372,20 +372,6 @@ pub struct Peer {
     pub dir: tempfile::TempDir,
 }
 
-/// Waits until a socket exists.
-pub async fn wait_for_socket(socket: &Path) -> anyhow::Result<()> {
-    wait_for(
-        "the provider socket",
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || {
-            let exists = socket.exists();
-            async move { Ok(exists.then_some(())) }
-        },
-    )
-    .await
-}
-
 impl Peer {
     /// Starts `kind` against the shared OpenBao, as the providers' service
     /// account, and waits for its socket.
@@ -463,7 +449,7 @@ impl Peer {
                 )?
             }
         };
-        wait_for_socket(&socket)
+        secrets_store_testkit::wait_for_socket(&socket)
             .await
             .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
         Ok(Self { kind, process, dir })
