@@ -340,11 +340,26 @@ async fn main() -> anyhow::Result<()> {
         (Some("--dir"), Some(d)) => PathBuf::from(d),
         _ => anyhow::bail!("usage: vault-demo [--dir DIR]"),
     };
-    tokio::select! {
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result = tokio::select! {
+        biased;
+        _ = &mut ctrl_c => return interrupted(),
         r = demo(&dir) => r,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted; stopping everything");
-            Ok(())
-        }
+    };
+    // Ctrl-C reaches the children too: one it killed makes the demo fail
+    // just before the signal is seen here.
+    if result.is_err()
+        && tokio::time::timeout(Duration::from_millis(300), &mut ctrl_c)
+            .await
+            .is_ok()
+    {
+        return interrupted();
     }
+    result
+}
+
+fn interrupted() -> anyhow::Result<()> {
+    eprintln!("interrupted; everything stopped");
+    Ok(())
 }
