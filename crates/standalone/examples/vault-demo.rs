@@ -206,16 +206,7 @@ async fn start_provider(work: &Path, bao: &Bao) -> anyhow::Result<Process> {
         &work.join("provider.log"),
     )?;
     let socket = providers.join("vault.sock");
-    wait_for(
-        "the provider socket",
-        Duration::from_secs(20),
-        Duration::from_millis(50),
-        || {
-            let ready = socket.exists();
-            async move { Ok(ready.then_some(())) }
-        },
-    )
-    .await?;
+    secrets_store_testkit::wait_for_socket(&socket).await?;
     Ok(provider)
 }
 

@@ -77,16 +77,7 @@ impl Env {
             &dir.path().join("provider.log"),
         )?;
         let socket = providers.join("alibabacloud.sock");
-        wait_for(
-            "the provider socket",
-            Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                let ready = socket.exists();
-                async move { Ok(ready.then_some(())) }
-            },
-        )
-        .await?;
+        secrets_store_testkit::wait_for_socket(&socket).await?;
         std::fs::write(dir.path().join("spc.yaml"), SPC)?;
         Ok(Self {
             emu,
