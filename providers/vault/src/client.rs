@@ -50,6 +50,8 @@ pub enum VaultError {
         url: String,
         /// The transport error chain.
         message: String,
+        /// The TLS handshake refused the server (not worth retrying).
+        tls: bool,
     },
     /// No answer in time.
     #[error("{method} {url}: timed out after {seconds}s")]
@@ -96,7 +98,8 @@ impl VaultError {
 
     fn retryable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::Timeout { .. } => true,
+            Self::Connect { tls, .. } => !tls,
+            Self::Timeout { .. } => true,
             Self::Status { status, .. } => {
                 matches!(status, 412 | 429) || (*status >= 500 && *status != 501)
             }
@@ -272,6 +275,7 @@ impl VaultClient {
                     method: method.clone(),
                     url: url.clone(),
                     message: chain(&e),
+                    tls: tls_refused(&e),
                 })?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), MAX_BODY)
@@ -302,6 +306,24 @@ impl VaultClient {
             errors: vault_errors(status, &body),
         })
     }
+}
+
+/// Whether rustls refused the handshake somewhere in `e`'s causes (an
+/// untrusted or misnamed certificate), as Go's retrying client declines to
+/// retry certificate errors.
+fn tls_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let io_inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        if io_inner || c.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// The transport error and its causes, on one line.

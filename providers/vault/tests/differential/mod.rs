@@ -431,3 +431,112 @@ async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> any
     crate::assert_clean(&log, &[]);
     Ok(())
 }
+
+/// TLS to Vault: a CA file, a server name other than the address's host,
+/// skipping verification, and a clear error for an untrusted certificate,
+/// against OpenBao's dev TLS listener (its certificate names `localhost4`
+/// and `127.0.0.1`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
+    use secrets_store_provider_sdk::Redacted;
+    use secrets_store_provider_vault::client::{Call, VaultClient};
+    use secrets_store_provider_vault::params::TlsSettings;
+    use secrets_store_testkit::process::{Process, free_port};
+
+    let shared = shared().await?;
+    let dir = tempfile::Builder::new().prefix("openbao-tls-").tempdir()?;
+    let port = free_port()?;
+    let home = dir.path().display().to_string();
+    let _bao = Process::spawn(
+        "openbao (tls)",
+        &secrets_store_testkit::tools::tool("bao")?,
+        &[
+            "server".into(),
+            "-dev".into(),
+            "-dev-tls".into(),
+            format!("-dev-tls-cert-dir={home}"),
+            "-dev-root-token-id=root".into(),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ],
+        &[("HOME", &home)],
+        &dir.path().join("bao.log"),
+    )?;
+    let ca = dir.path().join("vault-ca.pem").display().to_string();
+    let addr = format!("https://127.0.0.1:{port}");
+    let tls = TlsSettings {
+        ca_cert: Some(ca.clone()),
+        ..TlsSettings::default()
+    };
+    let root = Redacted::new("root".to_string());
+    let body = Redacted::new(br#"{"data":{"k":"tls-value"}}"#.to_vec());
+    secrets_store_testkit::wait_for(
+        "openbao over TLS",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(100),
+        || {
+            let (tls, addr, root, body) = (tls.clone(), addr.clone(), root.clone(), body.clone());
+            async move {
+                let Ok(http) = secrets_store_provider_vault::tls::client(&tls) else {
+                    return Ok(None);
+                };
+                let c = VaultClient::new(http, &addr, None, std::time::Duration::from_secs(5), 0);
+                let call = Call {
+                    method: "POST",
+                    path: "secret/data/tls",
+                    token: Some(&root),
+                    body: Some(body),
+                };
+                Ok(c.send(&call).await.ok().map(|_| ()))
+            }
+        },
+    )
+    .await?;
+    let env = [("KUBECONFIG", "/nonexistent"), ("VAULT_TOKEN", "root")];
+    let ours = Peer::start_with_env(Kind::Ours, shared, &[], &env).await?;
+    let mut c = client(&ours).await?;
+    let objects = obj("k", "secret/data/tls", "  secretKey: k\n");
+    let with = |extra: &[(&'static str, String)]| {
+        let mut p = vec![("roleName", "r".to_string()), ("objects", objects.clone())];
+        p.extend_from_slice(extra);
+        request(
+            &PodIdentity {
+                attrs: BTreeMap::new(),
+            },
+            &p,
+        )
+    };
+    let ok = |o: Outcome| -> anyhow::Result<Vec<u8>> {
+        o.map(|r| r.files["k"].1.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let addr_127 = ("vaultAddress", addr.clone());
+    let ca_param = ("vaultCACertPath", ca.clone());
+    assert_eq!(
+        ok(mount(&mut c, with(&[addr_127.clone(), ca_param.clone()])).await)?,
+        b"tls-value"
+    );
+    let named = ("vaultTLSServerName", "localhost4".to_string());
+    assert_eq!(
+        ok(mount(&mut c, with(&[addr_127.clone(), ca_param.clone(), named])).await)?,
+        b"tls-value"
+    );
+    let skip = ("vaultSkipTLSVerify", "true".to_string());
+    assert_eq!(
+        ok(mount(&mut c, with(&[addr_127.clone(), skip])).await)?,
+        b"tls-value"
+    );
+    let wrong_name = ("vaultTLSServerName", "other.test".to_string());
+    let err = mount(&mut c, with(&[addr_127.clone(), ca_param, wrong_name]))
+        .await
+        .expect_err("wrong name");
+    assert!(
+        err.contains("couldn't read secret \"k\": error requesting secret: GET https://127.0.0.1:")
+            && err.contains("certificate"),
+        "{err}"
+    );
+    let err = mount(&mut c, with(&[addr_127]))
+        .await
+        .expect_err("untrusted");
+    assert!(err.contains("certificate"), "{err}");
+    Ok(())
+}
