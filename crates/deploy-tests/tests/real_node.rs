@@ -36,11 +36,18 @@ async fn node_with_our_images() -> anyhow::Result<&'static Node> {
     let node = Node::shared().await?;
     IMPORTED
         .get_or_try_init(|| async {
-            let out = repo_root().join("target/images");
-            let status = Command::new(repo_root().join("hack/images.sh"))
-                .arg(&out)
-                .status()?;
-            anyhow::ensure!(status.success(), "hack/images.sh failed");
+            // SSCSI_IMAGES_DIR: archives hack/images.sh already built.
+            let out = match std::env::var_os("SSCSI_IMAGES_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => {
+                    let out = repo_root().join("target/images");
+                    let status = Command::new(repo_root().join("hack/images.sh"))
+                        .arg(&out)
+                        .status()?;
+                    anyhow::ensure!(status.success(), "hack/images.sh failed");
+                    out
+                }
+            };
             for name in [
                 "secrets-store-csi-driver",
                 "secrets-store-csi-driver-provider-alibabacloud",
@@ -143,6 +150,11 @@ fn install_ours(node: &Node, emu: &Emulator) -> anyhow::Result<()> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let kubelet = node.kubelet_dir().display().to_string();
+    args.push(format!("--set=linux.kubeletRootDir={kubelet}"));
+    args.push(format!(
+        "--set=secrets-store-csi-driver.linux.kubeletRootDir={kubelet}"
+    ));
     args.extend(SUBCHART_SIDECARS.iter().map(|s| s.to_string()));
     node.helm(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     // The chart has no endpoint values: point the provider at the emulator.
@@ -451,6 +463,11 @@ fn install_for_bats(node: &Node, way: Way) -> anyhow::Result<()> {
         "--set=tokenRequests[0].audience=aud1",
         "--set=tokenRequests[1].audience=aud2",
     ];
+    let kubelet = format!(
+        "--set=linux.kubeletRootDir={}",
+        node.kubelet_dir().display()
+    );
+    args.push(&kubelet);
     args.extend_from_slice(SIDECARS);
     let version = format!("--set=linux.image.tag=v{}", env!("CARGO_PKG_VERSION"));
     if let Way::UpstreamChartOurImage = way {
