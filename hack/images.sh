@@ -28,7 +28,8 @@ build_binaries() {
     cargo build --release --locked --target "$TRIPLE" \
     -p secrets-store-csi-driver --bin secrets-store-csi-driver \
     -p secrets-store-provider-alibabacloud --bin secrets-store-csi-driver-provider-alibabacloud \
-    -p secrets-store-provider-vault --bin secrets-store-csi-driver-provider-vault >&2
+    -p secrets-store-provider-vault --bin secrets-store-csi-driver-provider-vault \
+    -p secrets-store-provider-aws --bin secrets-store-csi-driver-provider-aws >&2
   log "release build: $((SECONDS - start))s (target dir $TARGET_DIR)"
 }
 
@@ -75,4 +76,7 @@ image secrets-store-csi-driver-provider-alibabacloud \
   /etc/ssl/certs/ca-certificates.crt
 image secrets-store-csi-driver-provider-vault \
   secrets-store-csi-driver-provider-vault 65532:65532 \
+  /etc/ssl/certs/ca-certificates.crt
+image secrets-store-csi-driver-provider-aws \
+  secrets-store-csi-driver-provider-aws 65532:65532 \
   /etc/ssl/certs/ca-certificates.crt

@@ -25,6 +25,7 @@ SSCSI_VERSION=v1.6.0
 CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 ALIBABA_PROVIDER_VERSION=0.6.0
+AWS_PROVIDER_VERSION=3.1.1
 KUBECONFORM_VERSION=v0.7.0
 CONTAINERD_VERSION=v2.4.2
 REGISTRAR_VERSION=v2.17.0
@@ -362,6 +363,29 @@ install_upstream_vault_provider() {
   link "$name" "$d/bin/$name"
 }
 
+# The real upstream AWS provider, a differential peer, built from the archive
+# kept in ../shared/peers beside the clone (dependencies from the Go module
+# proxy; $SSCSI_PEERS_DIR overrides that directory).
+install_upstream_aws_provider() {
+  local v=$AWS_PROVIDER_VERSION name=upstream-aws-provider
+  local d=$ROOT/$name/$v
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-provider-aws-$v.tar.gz
+  if ! is_done "$name" "$v"; then
+    [ -f "$archive" ] || { log "missing $archive"; return 1; }
+    log "building $name $v from $(basename "$archive")"
+    rm -rf "$d/src"
+    mkdir -p "$d/src" "$d/bin"
+    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    (
+      cd "$d/src"
+      go build -trimpath -ldflags="-s -X github.com/aws/secrets-store-csi-driver-provider-aws/server.Version=v$v -X github.com/aws/secrets-store-csi-driver-provider-aws/server.ProviderVersion=$v" \
+        -o "$d/bin/$name" .
+    )
+    mark_done "$name" "$v"
+  fi
+  link "$name" "$d/bin/$name"
+}
+
 # cargo-fuzz for hack/fuzz.sh (libFuzzer; runs on stable with --sanitizer none).
 install_cargo_fuzz() {
   local v=$CARGO_FUZZ_VERSION d=$ROOT/cargo-fuzz/$CARGO_FUZZ_VERSION
@@ -394,7 +418,7 @@ install_python_tools() {
 #   stands in for livenessprobe, on the library it is built on;
 # - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
 #   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider upstream_vault_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider upstream_aws_provider upstream_vault_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

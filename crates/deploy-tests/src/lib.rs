@@ -30,6 +30,11 @@ pub fn alibaba_chart() -> PathBuf {
     repo_root().join("deploy/charts/secrets-store-csi-driver-provider-alibabacloud")
 }
 
+/// The AWS provider chart.
+pub fn aws_chart() -> PathBuf {
+    repo_root().join("deploy/charts/secrets-store-csi-driver-provider-aws")
+}
+
 /// A values file of this crate's `values/` directory.
 pub fn values_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

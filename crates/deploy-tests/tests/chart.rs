@@ -10,7 +10,9 @@ use std::process::Command;
 
 use secrets_store_deploy_tests::helm::{KUBE_VERSION, Render};
 use secrets_store_deploy_tests::objects::{self, args, daemonset_container, find, kind};
-use secrets_store_deploy_tests::{alibaba_chart, driver_chart, run, schemas, values_file};
+use secrets_store_deploy_tests::{
+    alibaba_chart, aws_chart, driver_chart, run, schemas, values_file,
+};
 use secrets_store_testkit::ControlPlane;
 use secrets_store_testkit::tools::{go_module_dir, tool, workspace_binary};
 use serde_json::Value;
@@ -359,6 +361,69 @@ async fn alibaba_chart_deploys_our_provider_and_our_vendored_driver_chart() -> a
     assert!(
         !objs.iter().any(|o| kind(o) == "CSIDriver"),
         "driver chart not installed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn aws_chart_deploys_our_provider_with_upstream_values() -> anyhow::Result<()> {
+    let cp = ControlPlane::shared().await?;
+    let ns = cp.namespace("chart-aws").await?;
+    let dir = tempfile::tempdir()?;
+    let objs = check(cp, &Render::new(&aws_chart(), "aws", &ns), dir.path()).await?;
+    let provider = daemonset_container(&objs, "provider-aws-installer")?;
+    assert_eq!(
+        provider["image"],
+        "ghcr.io/secrets-store-csi-rs/secrets-store-csi-driver-provider-aws:v0.1.0"
+    );
+    assert_eq!(
+        provider["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    let csidriver = &find(&objs, "CSIDriver", "secrets-store.csi.k8s.io")?["spec"];
+    assert_eq!(
+        csidriver["tokenRequests"],
+        serde_json::json!([{"audience": "sts.amazonaws.com"}, {"audience": "pods.eks.amazonaws.com"}])
+    );
+    // Upstream's values: a fixed region (no pods/nodes RBAC), FIPS, the
+    // Pod Identity timeout, client throttling and the add-on version.
+    let set = Render::new(&aws_chart(), "aws-set", &ns)
+        .set("awsRegion=us-east-1")
+        .set("useFipsEndpoint=true")
+        .set("podIdentityHttpTimeout=2s")
+        .set("k8sThrottlingParams.qps=20")
+        .set("k8sThrottlingParams.burst=40")
+        .set("eksAddonVersion=v3.1.1-eksbuild.1")
+        .set("secrets-store-csi-driver.install=false");
+    let objs = check(cp, &set, dir.path()).await?;
+    let provider = daemonset_container(&objs, "provider-aws-installer")?;
+    let args: Vec<&str> = provider["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in [
+        "--pod-identity-http-timeout=2s",
+        "--qps=20",
+        "--burst=40",
+        "--eks-addon-version=v3.1.1-eksbuild.1",
+    ] {
+        assert!(args.contains(&want), "{args:?}");
+    }
+    let env = serde_json::to_string(&provider["env"])?;
+    assert!(
+        env.contains("AWS_REGION") && env.contains("AWS_USE_FIPS_ENDPOINT"),
+        "{env}"
+    );
+    let role = find(
+        &objs,
+        "ClusterRole",
+        "aws-set-secrets-store-csi-driver-provider-aws-cluster-role",
+    )?;
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}])
     );
     Ok(())
 }

@@ -21,7 +21,7 @@ struct Image {
     files: &'static [&'static str],
 }
 
-const IMAGES: [Image; 3] = [
+const IMAGES: [Image; 4] = [
     Image {
         name: "secrets-store-csi-driver",
         user: "0:0",
@@ -41,6 +41,14 @@ const IMAGES: [Image; 3] = [
         files: &[
             "etc/ssl/certs/ca-certificates.crt",
             "secrets-store-csi-driver-provider-vault",
+        ],
+    },
+    Image {
+        name: "secrets-store-csi-driver-provider-aws",
+        user: "65532:65532",
+        files: &[
+            "etc/ssl/certs/ca-certificates.crt",
+            "secrets-store-csi-driver-provider-aws",
         ],
     },
 ];

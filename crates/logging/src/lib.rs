@@ -37,6 +37,15 @@ pub const CAPPED: &[&str] = &[
     "axum",
     "mio",
     "tokio_util",
+    // The AWS SDK for Rust: its trace events print signing inputs, session
+    // tokens included. Prefixes: every aws_smithy_* and aws_sdk_* crate.
+    "aws_smithy",
+    "aws_sdk",
+    "aws_sigv4",
+    "aws_runtime",
+    "aws_config",
+    "aws_credential_types",
+    "aws_types",
 ];
 
 /// Installing the subscriber failed.

@@ -27,7 +27,7 @@ pub mod fake_provider;
 pub mod kubelet;
 pub mod mounts;
 pub mod node;
-mod pki;
+pub mod pki;
 pub mod process;
 pub mod tools;
 

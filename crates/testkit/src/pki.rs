@@ -1,4 +1,5 @@
-//! Keys and certificates for a test control plane, generated in-process.
+//! Keys and certificates for a test control plane, and TLS identities for
+//! test servers that answer under real endpoint names, generated in-process.
 
 use std::path::{Path, PathBuf};
 
@@ -20,17 +21,49 @@ pub(crate) struct Pki {
     pub sa_pub: PathBuf,
 }
 
-/// Generates a CA, a serving certificate for `sans` (DNS names and IPs) and
-/// a service-account signing key into `dir`.
-pub(crate) fn write(dir: &Path, sans: Vec<String>) -> anyhow::Result<Pki> {
-    std::fs::create_dir_all(dir)?;
+/// A fresh CA.
+fn ca() -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "secrets-store testkit CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    Ok(CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?)
+}
+
+/// A leaf certificate for some names and the CA that signed it (PEM).
+pub struct TlsIdentity {
+    /// The CA certificate (what clients trust, e.g. via `SSL_CERT_FILE`).
+    pub ca_pem: String,
+    /// The leaf certificate.
+    pub cert_pem: String,
+    /// The leaf's private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// A fresh CA and a leaf for `names` (DNS names or IP addresses) signed by
+/// it, for a test server that must answer under real endpoint names.
+pub fn tls_identity(names: &[String]) -> anyhow::Result<TlsIdentity> {
+    let ca = ca()?;
+    let mut params = CertificateParams::new(names.to_vec())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "secrets-store test server");
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca)?;
+    Ok(TlsIdentity {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Generates a CA, a serving certificate for `sans` (DNS names and IPs) and
+/// a service-account signing key into `dir`.
+pub(crate) fn write(dir: &Path, sans: Vec<String>) -> anyhow::Result<Pki> {
+    std::fs::create_dir_all(dir)?;
+    let ca = ca()?;
 
     let mut params = CertificateParams::new(sans)?;
     params
