@@ -29,7 +29,10 @@ fn ca() -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
         .push(DnType::CommonName, "secrets-store testkit CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    Ok(CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?)
+    Ok(CertifiedIssuer::self_signed(
+        ca_params,
+        KeyPair::generate()?,
+    )?)
 }
 
 /// A leaf certificate for some names and the CA that signed it (PEM).

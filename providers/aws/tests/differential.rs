@@ -338,3 +338,95 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Our driver publishes a pod's volume through the upstream provider
+/// (IRSA, kubelet-minted tokens), and the files are the ones it answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_driver_publishes_through_the_upstream_provider() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
+    use secrets_store_testkit::driver::DriverProcess;
+    use secrets_store_testkit::process::free_port;
+    use secrets_store_testkit::{Kubelet, TestPod, TokenOptions, tools};
+
+    let cp = secrets_store_testkit::ControlPlane::shared().await?;
+    let kube = cp.client().await?;
+    let moto = Moto::start().await?;
+    moto.seed().await?;
+    let front = TlsFront::start(&moto).await?;
+    let upstream = Peer::start(Kind::Upstream, &front, cp).await?;
+    let ns = cp.namespace("aws-upstream").await?;
+    let mut sa = ServiceAccount::default();
+    sa.metadata.name = Some("app".into());
+    sa.metadata.annotations = Some(BTreeMap::from([(
+        "eks.amazonaws.com/role-arn".to_string(),
+        ROLE.to_string(),
+    )]));
+    Api::<ServiceAccount>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await?;
+    let objects = "- {objectName: MySecret, objectType: secretsmanager}\n- objectName: db\n  objectType: secretsmanager\n  jmesPath:\n    - {path: username, objectAlias: dbuser}\n- {objectName: /app/secure, objectType: ssmparameter, objectAlias: secure}\n";
+    let spc = SecretProviderClass {
+        metadata: kube::api::ObjectMeta {
+            name: Some("aws".into()),
+            ..Default::default()
+        },
+        spec: SecretProviderClassSpec {
+            provider: "aws".into(),
+            parameters: BTreeMap::from([
+                ("region".to_string(), REGION.to_string()),
+                ("objects".to_string(), objects.to_string()),
+            ]),
+            ..Default::default()
+        },
+        status: None,
+    };
+    Api::<SecretProviderClass>::namespaced(kube.clone(), &ns)
+        .create(&PostParams::default(), &spc)
+        .await?;
+    let kubelet_root = tempfile::Builder::new().prefix("kubelet-").tempdir()?;
+    let driver = DriverProcess::start(
+        &tools::workspace_binary("secrets-store-csi-driver")?,
+        &[
+            "--nodeid=node-aws-upstream-provider".into(),
+            format!("--provider-volume={}", upstream.dir.path().display()),
+            format!("--kubeconfig={}", cp.kubeconfig().display()),
+            format!("--metrics-addr=127.0.0.1:{}", free_port()?),
+            format!("--kubelet-dir={}", kubelet_root.path().display()),
+        ],
+    )
+    .await?;
+    let kubelet = Kubelet::new(kube.clone(), driver.socket(), kubelet_root.path()).await?;
+    let mut pod = TestPod::new(&ns, "app", "aws");
+    pod.service_account = "app".into();
+    let created = kubelet.create_pod(&pod).await?;
+    let uid = created.metadata.uid.clone().context("uid")?;
+    let tokens = TokenOptions {
+        audiences: vec!["sts.amazonaws.com".into(), "pods.eks.amazonaws.com".into()],
+        ..Default::default()
+    };
+    let published = kubelet.publish(&created, "secrets", &tokens).await?;
+    let logs = || format!("{}\n{}", upstream.process.log(), driver.log());
+    published.map_err(|s| anyhow::anyhow!("publish: {s:?}\n{}", logs()))?;
+    let dir = kubelet.target_path(&uid, "secrets");
+    let mut files = BTreeMap::new();
+    for e in std::fs::read_dir(&dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && e.path().is_file() {
+            files.insert(name, std::fs::read(e.path())?);
+        }
+    }
+    secrets_store_testkit::mounts::unmount_all_under(kubelet_root.path());
+    let want: BTreeMap<String, Vec<u8>> = [
+        ("MySecret", support::CANARY.as_bytes()),
+        ("db", support::DB_JSON.as_bytes()),
+        ("dbuser", b"admin"),
+        ("secure", b"secure-value"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_vec()))
+    .collect();
+    assert_eq!(files, want, "{}", logs());
+    Ok(())
+}
