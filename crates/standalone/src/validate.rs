@@ -24,7 +24,14 @@ pub const PROVIDERS: &[(&str, Validator)] = &[
         secrets_store_provider_vault::PROVIDER_NAME,
         secrets_store_provider_vault::parameter_errors,
     ),
+    (secrets_store_provider_aws::PROVIDER_NAME, aws),
 ];
+
+fn aws(parameters: &BTreeMap<String, String>) -> Vec<ParameterError> {
+    secrets_store_provider_aws::validate_parameters(parameters)
+        .err()
+        .unwrap_or_default()
+}
 
 fn alibaba(parameters: &BTreeMap<String, String>) -> Vec<ParameterError> {
     secrets_store_provider_alibabacloud::objects::validate_parameters(parameters)

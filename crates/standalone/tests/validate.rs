@@ -192,6 +192,24 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             r#"SecretProviderClass "v-dup": spec.parameters.objects: each `objectName` within a SecretProviderClass must be unique, but the following keys were duplicated: db"#,
         ),
         (
+            "aws-ok.yaml",
+            ali(
+                "aws",
+                &objects("- objectName: db\n  objectType: secretsmanager"),
+            )
+            .replace("provider: alibabacloud", "provider: aws"),
+            r#"SecretProviderClass "aws": ok"#,
+        ),
+        (
+            "aws-objects-unknown-field.yaml",
+            ali(
+                "awsu",
+                &objects("- objectName: db\n  objectType: secretsmanager\n  objectAliass: x"),
+            )
+            .replace("provider: alibabacloud", "provider: aws"),
+            "SecretProviderClass \"awsu\": spec.parameters.objects: Failed to load SecretProviderClass: object 0 (\"db\"): unknown field `objectAliass`",
+        ),
+        (
             "not-a-class.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n".to_string(),
             "no SecretProviderClass in the file",
@@ -231,7 +249,7 @@ fn every_class_of_mistake_is_named_with_file_and_field() -> anyhow::Result<()> {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("22 problem(s) in 23 class(es)"), "{stdout}");
+    assert!(stdout.contains("23 problem(s) in 25 class(es)"), "{stdout}");
     Ok(())
 }
 

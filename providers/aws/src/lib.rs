@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use secrets_store_provider_sdk::objects::Strictness;
 use secrets_store_provider_sdk::ops::backoff::Backoff;
+use secrets_store_provider_sdk::parameters::{self, ParameterError};
 use secrets_store_provider_sdk::{Server, ServerConfig};
 
 pub use config::Flags;
@@ -42,25 +43,6 @@ pub const PARAMETERS: &[&str] = &[
     "preferredAddressType",
 ];
 
-/// One parameter the strict validation refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{parameter}: {reason}")]
-pub struct ParameterError {
-    /// The parameter's name.
-    pub parameter: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ParameterError {
-    fn new(parameter: &str, reason: impl ToString) -> Self {
-        Self {
-            parameter: parameter.escape_debug().to_string(),
-            reason: reason.to_string(),
-        }
-    }
-}
-
 /// Strict validation of an `aws` class's parameters, without a pod or a
 /// backend: unknown parameter names (besides the driver's
 /// `csi.storage.k8s.io/*` and `secretProviderClass`), malformed values,
@@ -69,26 +51,12 @@ impl ParameterError {
 pub fn validate_parameters(
     parameters: &BTreeMap<String, String>,
 ) -> Result<(), Vec<ParameterError>> {
-    let mut errors = Vec::new();
-    for k in parameters.keys() {
-        let driver = k.starts_with("csi.storage.k8s.io/") || k == "secretProviderClass";
-        if !driver && !PARAMETERS.contains(&k.as_str()) {
-            errors.push(ParameterError::new(
-                k,
-                format!("unknown parameter (known: {})", PARAMETERS.join(", ")),
-            ));
-        }
-    }
+    let mut errors: Vec<ParameterError> = parameters::known_only(parameters, PARAMETERS)
+        .err()
+        .into_iter()
+        .chain(parameters::boolean(parameters, "usePodIdentity").err())
+        .collect();
     let get = |k: &str| parameters.get(k).map(String::as_str).unwrap_or_default();
-    if !get("usePodIdentity").is_empty() && provider::go_bool(get("usePodIdentity")).is_none() {
-        errors.push(ParameterError::new(
-            "usePodIdentity",
-            format!(
-                "must be a boolean (true or false), not {:?}",
-                get("usePodIdentity")
-            ),
-        ));
-    }
     match get("preferredAddressType").to_ascii_lowercase().as_str() {
         "" | "auto" | "ipv4" | "ipv6" => {}
         other => errors.push(ParameterError::new(
@@ -234,7 +202,7 @@ mod tests {
         assert!(errs[0].starts_with("regoin: unknown parameter"), "{errs:?}");
         assert_eq!(
             errs[1],
-            "usePodIdentity: must be a boolean (true or false), not \"yes\""
+            "usePodIdentity: must be \"true\" or \"false\", not \"yes\""
         );
         assert_eq!(
             errs[2],

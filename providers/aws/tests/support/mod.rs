@@ -18,7 +18,7 @@ use k8s_openapi::api::authentication::v1::{
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
 use secrets_store_testkit::process::{Process, free_port};
-use secrets_store_testkit::{tools, wait_for};
+use secrets_store_testkit::{tools, wait_for, wait_for_socket};
 
 /// The primary region of every test.
 pub const REGION: &str = "us-east-1";
@@ -369,20 +369,6 @@ async fn agent_credentials(
 /// Our provider binary.
 pub fn our_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"))
-}
-
-/// Waits until a provider has created its socket.
-pub async fn wait_for_socket(socket: &Path) -> anyhow::Result<()> {
-    wait_for(
-        "the provider socket",
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        || {
-            let exists = socket.exists();
-            async move { Ok(exists.then_some(())) }
-        },
-    )
-    .await
 }
 
 /// Starts our provider against moto; `agent` is the Pod Identity agent URL.
