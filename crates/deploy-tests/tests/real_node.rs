@@ -543,11 +543,12 @@ fn run_bats(node: &Node, way: Way) -> anyhow::Result<Vec<BatsResult>> {
 
 /// Bats tests that fail for our driver for a documented reason
 /// (COMPATIBILITY.md, "Upstream's e2e suite").
-/// Both count the synced Secret's ownerReferences, which upstream sets to
-/// the pods' owners (two Deployments: 2) and we to the consuming Pods.
+/// Each counts the synced Secret's ownerReferences, which upstream sets to
+/// the pods' owners (one per Deployment) and we to the consuming Pods.
 const KNOWN_DIFFERENCES: &[&str] = &[
     "Sync with K8s secrets - read secret from pod, read K8s secret, read env var, check secret ownerReferences with multiple owners",
     "Sync with K8s secrets - delete deployment, check owner ref updated, check secret deleted",
+    "Test Namespaced scope SecretProviderClass - Sync with K8s secrets - read secret from pod, read K8s secret, read env var, check secret ownerReferences",
 ];
 
 async fn bats_way(way: Way) -> anyhow::Result<()> {
