@@ -5,6 +5,13 @@
 //! account, group, refresh time, trigger) comes from here, never from files
 //! on a tmpfs. Records are written atomically (temporary file, `rename`),
 //! read without following links and with a size bound.
+//!
+//! A record is not `fsync`ed: it describes a tmpfs mount, and both end at
+//! the same events. A driver crash loses neither (the page cache outlives
+//! the process, `rename` is atomic); a power loss or reboot loses the mount
+//! itself, and a record whose target is no longer a mount point is
+//! ignored (the next publish is a first publish). The sync cost 1–10 ms of
+//! disk flush on every publish and refresh (BENCHMARKS.md).
 
 mod record;
 
@@ -112,7 +119,6 @@ impl Store {
             .open(&tmp)
             .map_err(io("create", &tmp))?;
         file.write_all(&record.encode())
-            .and_then(|()| file.sync_data())
             .map_err(io("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("rename", &path))
     }
