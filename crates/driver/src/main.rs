@@ -17,7 +17,7 @@ use secrets_store_csi_driver::refresh::RefreshLoop;
 use secrets_store_csi_driver::report::Reporter;
 use secrets_store_csi_driver::target::Rules;
 use secrets_store_csi_driver::volume::Store;
-use secrets_store_csi_driver::{VERSION, server, sync, version};
+use secrets_store_csi_driver::{VERSION, server, spc, sync, version};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
 use secrets_store_proto::csi::v1::node_server::NodeServer;
@@ -119,7 +119,14 @@ async fn publisher(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Publisher> {
     let store = Store::open(&config.state_dir).map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
-    let sync = start_secret_sync(config, kube, &store, metrics).await;
+    // SecretProviderClasses from one watch, for publishes and secret sync
+    // (ARCHITECTURE.md, "Publish cost"); without a client every publish
+    // fails before reading one.
+    let classes = match kube.get().await {
+        Ok(client) => spc::Cache::start(client.clone()),
+        Err(_) => spc::Cache::default(),
+    };
+    let sync = start_secret_sync(config, kube, &store, metrics, &classes).await;
     Ok(Publisher::new(
         PublishConfig {
             node_id: config.node_id.clone(),
@@ -136,7 +143,8 @@ async fn publisher(
         store,
         kube.clone(),
     )
-    .with_sync(sync))
+    .with_sync(sync)
+    .with_classes(classes))
 }
 
 /// Starts the secret sync controller when a Kubernetes client can be made
@@ -147,6 +155,7 @@ async fn start_secret_sync(
     kube: &LazyClient,
     store: &Store,
     metrics: Arc<Metrics>,
+    classes: &spc::Cache,
 ) -> sync::SyncHandle {
     let client = match kube.get().await {
         Ok(client) => client.clone(),
@@ -158,9 +167,13 @@ async fn start_secret_sync(
     let (handle, trigger) = sync::trigger();
     let limit = usize::try_from(config.tmpfs_size).unwrap_or(usize::MAX);
     let files = sync::TrustedVolumes::new(Rules::new(&config.kubelet_dir), store.clone(), limit);
+    let sync_config = sync::SyncConfig {
+        classes: classes.clone(),
+        ..sync::SyncConfig::from_config(config)
+    };
     tokio::spawn(sync::run(
         client,
-        sync::SyncConfig::from_config(config),
+        sync_config,
         Arc::new(files),
         metrics,
         trigger,

@@ -1,8 +1,21 @@
-//! Reading the SecretProviderClass a volume names, from the pod's namespace.
+//! Reading the SecretProviderClass a volume names, from the pod's namespace:
+//! from a cache fed by one cluster-wide watch ([`Cache`]) when it holds the
+//! class, else with a GET.
+//!
+//! The cache serves a class only once its watch has listed every class
+//! (the reflector's store is ready) and only while the watch holds it: a
+//! class deleted or changed is served stale no longer than the watch takes
+//! to deliver the event; a class the cache has not seen (just created, or
+//! the watch is not allowed or not synced) is read with a GET.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::{FutureExt, StreamExt};
 use kube::Api;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use secrets_store_crds::v1::SecretProviderClass;
 
 use crate::provider::ProviderName;
@@ -54,29 +67,95 @@ pub struct ProviderClass {
     pub object: SecretProviderClass,
 }
 
-/// Reads and checks `<namespace>/<name>`.
+/// SecretProviderClasses kept current by one cluster-wide watch (see the
+/// module doc); `Default` is a cache without a watch (every read a GET).
+#[derive(Clone, Default)]
+pub struct Cache {
+    store: Option<reflector::Store<SecretProviderClass>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("watching", &self.store.is_some())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// Starts the watch as a background task. `managedFields` are dropped
+    /// before they are stored.
+    pub fn start(client: kube::Client) -> Self {
+        let (store, writer) = reflector::store();
+        let api: Api<SecretProviderClass> = Api::all(client);
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|class| class.metadata.managed_fields = None);
+        let warned = AtomicBool::new(false);
+        let events = reflector::reflector(writer, stream).for_each(move |event| {
+            if let Err(e) = event {
+                // Reads fall back to GETs; say so once, then only at debug.
+                if warned.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(error = %e, "SecretProviderClass watch failed");
+                } else {
+                    tracing::warn!(error = %e, "SecretProviderClass watch failed; classes are read with GETs until it works");
+                }
+            }
+            std::future::ready(())
+        });
+        tokio::spawn(events);
+        Self { store: Some(store) }
+    }
+
+    /// `<namespace>/<name>` from the cache, else with a GET.
+    pub async fn object(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<SecretProviderClass>, kube::Error> {
+        if let Some(object) = self.cached(namespace, name) {
+            return Ok(object);
+        }
+        let api: Api<SecretProviderClass> = Api::namespaced(client.clone(), namespace);
+        Ok(Arc::new(api.get(name).await?))
+    }
+
+    /// The class, when the watch has listed every class and holds it.
+    fn cached(&self, namespace: &str, name: &str) -> Option<Arc<SecretProviderClass>> {
+        let store = self.store.as_ref()?;
+        store.wait_until_ready().now_or_never()?.ok()?;
+        store.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// Reads and checks `<namespace>/<name>`: from `cache` when it holds the
+/// class, else with a GET.
 pub async fn get(
     client: &kube::Client,
+    cache: &Cache,
     namespace: &str,
     name: &str,
 ) -> Result<ProviderClass, Error> {
-    let api: Api<SecretProviderClass> = Api::namespaced(client.clone(), namespace);
-    let object = api.get(name).await.map_err(|source| {
-        let (namespace, name) = (namespace.to_string(), name.to_string());
-        match &source {
-            kube::Error::Api(s) if s.code == 404 => Error::NotFound {
-                namespace,
-                name,
-                source,
-            },
-            _ => Error::Api {
-                namespace,
-                name,
-                source,
-            },
-        }
-    })?;
-    check(namespace, name, object)
+    let object = cache
+        .object(client, namespace, name)
+        .await
+        .map_err(|source| {
+            let (namespace, name) = (namespace.to_string(), name.to_string());
+            match &source {
+                kube::Error::Api(s) if s.code == 404 => Error::NotFound {
+                    namespace,
+                    name,
+                    source,
+                },
+                _ => Error::Api {
+                    namespace,
+                    name,
+                    source,
+                },
+            }
+        })?;
+    check(namespace, name, SecretProviderClass::clone(&object))
 }
 
 /// Checks a class already read (from the API server, or from a file by

@@ -47,6 +47,16 @@ impl PodRef {
     }
 }
 
+/// Whether the status object probably exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A first publish: create it (one request when it does not exist).
+    New,
+    /// A refresh: read it first and write only what changed (one request
+    /// when nothing changed, instead of a refused create and a read).
+    Existing,
+}
+
 /// Creates or updates the status object for one pod's volume.
 pub async fn upsert(
     client: &kube::Client,
@@ -55,6 +65,7 @@ pub async fn upsert(
     node: &str,
     target: &str,
     objects: &[SecretProviderClassObject],
+    expect: Expect,
 ) -> Result<(), kube::Error> {
     let api: Api<SecretProviderClassPodStatus> = Api::namespaced(client.clone(), &pod.namespace);
     let name = spcps_name(&pod.name, &pod.namespace, spc);
@@ -77,14 +88,20 @@ pub async fn upsert(
     )]));
     obj.metadata.owner_references = Some(vec![owner.clone()]);
     obj.status = Some(status.clone());
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => return Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(e),
-    }
-    // It exists: from an earlier publish, or from a pod of the same name
-    // (StatefulSet) that ran on another node. Take it over.
-    let mut existing = api.get(&name).await?;
+    let found = match expect {
+        Expect::Existing => api.get_opt(&name).await?,
+        Expect::New => None,
+    };
+    let mut existing = match found {
+        Some(existing) => existing,
+        None => match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => return Ok(()),
+            // It exists: from an earlier publish, or from a pod of the same
+            // name (StatefulSet) that ran on another node. Take it over.
+            Err(kube::Error::Api(s)) if s.code == 409 => api.get(&name).await?,
+            Err(e) => return Err(e),
+        },
+    };
     let before = existing.clone();
     existing
         .metadata

@@ -327,3 +327,78 @@ async fn canary_secrets_and_tokens_never_reach_the_log_at_v10() -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Publishes a fresh pod's volume of class `spc`; the pod is named
+/// `<prefix>-<i>` for the i-th attempt.
+async fn publish_fresh(
+    env: &Env,
+    spc: &str,
+    prefix: &str,
+    i: &mut usize,
+) -> anyhow::Result<Result<(), tonic::Status>> {
+    *i += 1;
+    let pod = env.pod(&format!("{prefix}-{i}"), spc).await?;
+    env.publish(&pod).await
+}
+
+#[tokio::test]
+async fn classes_come_from_the_watch_and_a_changed_or_deleted_class_is_not_served_stale()
+-> anyhow::Result<()> {
+    use secrets_store_crds::v1::SecretProviderClass;
+    let env = Env::start(&[]).await?;
+    env.provider.set(Behavior::files(
+        &[("foo", b"x", 0o644)],
+        &[("secret/foo", "v1")],
+    ));
+    // A class created just before the publish is read with a GET (the
+    // cache has not seen it, or has: either way the publish succeeds).
+    env.spc("w", "fake", &[("objects", "- name: first\n")])
+        .await?;
+    let mut i = 0;
+    publish_fresh(&env, "w", "w", &mut i).await??;
+    let seen = |marker: &'static str| {
+        let last = env.provider.requests().last().map(|r| r.attributes.clone());
+        last.is_some_and(|a| a.contains(marker))
+    };
+    assert!(seen("first"));
+
+    // A change reaches publishes once the watch delivers it.
+    let api: Api<SecretProviderClass> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut class = api.get("w").await?;
+    class.metadata.managed_fields = None;
+    class
+        .spec
+        .parameters
+        .insert("objects".into(), "- name: second\n".into());
+    api.replace("w", &Default::default(), &class).await?;
+    for _ in 0..50 {
+        publish_fresh(&env, "w", "w", &mut i).await??;
+        if seen("second") {
+            break;
+        }
+    }
+    assert!(seen("second"), "the changed class never reached a publish");
+
+    // A deleted class fails publishes once the watch delivers the delete.
+    api.delete("w", &Default::default()).await?;
+    let mut last = None;
+    for _ in 0..50 {
+        match publish_fresh(&env, "w", "w", &mut i).await? {
+            Ok(()) => continue,
+            Err(status) => {
+                last = Some(status);
+                break;
+            }
+        }
+    }
+    let status = last.expect("publishes kept succeeding after the class was deleted");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("failed to get secretproviderclass"),
+        "{}",
+        status.message()
+    );
+    Ok(())
+}

@@ -129,6 +129,7 @@ fn start(v: &Volume, node: &str, resync: Duration, files: Arc<FakeFiles>) -> Syn
         driver_name: DRIVER_NAME.into(),
         provider_dirs: vec![],
         resync,
+        classes: Default::default(),
     };
     let metrics = Arc::new(Metrics::new());
     tokio::spawn(sync::run(v.client.clone(), config, files, metrics, trigger));

@@ -144,6 +144,7 @@ pub struct Publisher {
     providers: Arc<ProviderClients>,
     store: Store,
     kube: LazyClient,
+    classes: spc::Cache,
     sync: SyncHandle,
     in_flight: Mutex<HashSet<PathBuf>>,
 }
@@ -189,6 +190,7 @@ impl Publisher {
             providers,
             store,
             kube,
+            classes: spc::Cache::default(),
             sync: SyncHandle::disconnected(),
             in_flight: Mutex::new(HashSet::new()),
         }
@@ -199,6 +201,13 @@ impl Publisher {
     /// this covers content that changed under unchanged versions).
     pub fn with_sync(mut self, sync: SyncHandle) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Reads SecretProviderClasses through `classes` (a watch-fed cache)
+    /// rather than a GET on every publish.
+    pub fn with_classes(mut self, classes: spc::Cache) -> Self {
+        self.classes = classes;
         self
     }
 
@@ -247,7 +256,7 @@ impl Publisher {
             return Ok(Outcome::Unchanged { provider });
         }
         let kube = self.client().await?;
-        let class = spc::get(kube, &req.pod.namespace, &req.class).await?;
+        let class = spc::get(kube, &self.classes, &req.pod.namespace, &req.class).await?;
         let provider = class.provider.to_string();
         let policy = RefreshPolicy::of(&class, self.config.intervals);
         let now = policy::now();
@@ -345,6 +354,10 @@ impl Publisher {
             &self.config.node_id,
             &req.target.path().display().to_string(),
             &checked.objects,
+            match mode {
+                Mode::Refresh => status::Expect::Existing,
+                Mode::First | Mode::Resume => status::Expect::New,
+            },
         )
         .await
         .map_err(|source| Error::Status { pod, source })?;

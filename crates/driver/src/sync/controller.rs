@@ -18,7 +18,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use secrets_store_crds::NODE_NAME_LABEL;
-use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassPodStatus};
+use secrets_store_crds::v1::SecretProviderClassPodStatus;
 use tokio::sync::mpsc;
 
 use super::files::{Files, MountedFiles, VolumeClaim};
@@ -55,6 +55,9 @@ pub struct SyncConfig {
     pub provider_dirs: Vec<PathBuf>,
     /// Interval of the periodic resync of every volume.
     pub resync: Duration,
+    /// Where classes are read (the publish path's watch-fed cache, or
+    /// `Default`: a GET each time).
+    pub classes: crate::spc::Cache,
 }
 
 impl SyncConfig {
@@ -65,6 +68,7 @@ impl SyncConfig {
             driver_name: config.driver_name.clone(),
             provider_dirs: config.provider_dirs.clone(),
             resync: config.secret_sync_resync_interval,
+            classes: crate::spc::Cache::default(),
         }
     }
 }
@@ -238,13 +242,25 @@ async fn sync_volume(obj: &Spcps, key: &ObjectRef<Spcps>, ctx: &Context) -> Pass
     let Some(claim) = claim(obj) else {
         return Pass::Skipped(Skip::NoStatus);
     };
+    // The class first: without secretObjects there is nothing to write, and
+    // the pod need not be read (one request per publish saved).
+    let class = ctx
+        .config
+        .classes
+        .object(&ctx.client, &claim.namespace, &claim.class)
+        .await;
+    if class
+        .as_ref()
+        .is_ok_and(|c| c.spec.secret_objects.is_empty())
+    {
+        return Pass::Skipped(Skip::NoSecretObjects);
+    }
     let pod = match checked_pod(ctx, &claim).await {
         Ok(Ok(pod)) => pod,
         Ok(Err(skip)) => return Pass::Skipped(skip),
         Err(error) => return Pass::Failed { pod: None, error },
     };
-    let classes: Api<SecretProviderClass> = Api::namespaced(ctx.client.clone(), &claim.namespace);
-    let class = match classes.get(&claim.class).await {
+    let class = match class {
         Ok(class) => class,
         Err(source) => {
             let error = Error::Class {
@@ -258,9 +274,6 @@ async fn sync_volume(obj: &Spcps, key: &ObjectRef<Spcps>, ctx: &Context) -> Pass
             };
         }
     };
-    if class.spec.secret_objects.is_empty() {
-        return Pass::Skipped(Skip::NoSecretObjects);
-    }
     let files = match read_files(ctx, &claim).await {
         Ok(Some(files)) => files,
         Ok(None) => return Pass::Skipped(Skip::NotPublished),
