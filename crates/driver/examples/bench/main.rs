@@ -107,7 +107,15 @@ async fn main() -> anyhow::Result<()> {
                         rotation: true,
                     };
                     eprintln!("run: {case:?}");
-                    runs.push(run::run(&env, case, &pods[p]).await?);
+                    match run::run(&env, case, &pods[p]).await {
+                        Ok(result) => runs.push(result),
+                        // One failed run (e.g. a mount another process
+                        // holds busy) costs its row, not the whole bench.
+                        Err(e) => eprintln!("run {case:?} failed: {e:#}"),
+                    }
+                    let partial =
+                        report::Report::new(&args, idle.clone(), runs.clone(), Vec::new());
+                    std::fs::write(&args.out, serde_json::to_string_pretty(&partial)?)?;
                 }
             }
         }

@@ -85,19 +85,33 @@ pub struct Rotation {
 /// Runs `case` over `pods` (at least `case.n`). Both drivers run with
 /// [`ROTATION_FLAGS`].
 pub async fn run(env: &Env, case: Case, pods: &[Pod]) -> anyhow::Result<RunResult> {
-    let pods = &pods[..case.n];
     let root = env.dir.path().join(format!(
         "kubelet-{:?}-{:?}-{}-{}",
         case.driver, case.provider, case.n, case.concurrency
     ));
+    let result = measure(env, case, &pods[..case.n], &root).await;
+    if result.is_err() {
+        // The driver is gone (killed on drop); leave nothing mounted.
+        secrets_store_testkit::mounts::unmount_all_under(&root);
+        env.reset_status().await?;
+    }
+    result
+}
+
+async fn measure(
+    env: &Env,
+    case: Case,
+    pods: &[Pod],
+    root: &std::path::Path,
+) -> anyhow::Result<RunResult> {
     let user = env.user(case.driver).to_string();
     let mut driver = env
-        .start_driver(case.driver, NODE, &root, ROTATION_FLAGS)
+        .start_driver(case.driver, NODE, root, ROTATION_FLAGS)
         .await?;
     tokio::time::sleep(SETTLE).await;
     let pid = driver.pid();
     let rss_idle_kib = procfs::rss_kib(pid);
-    let kubelet = Kubelet::new(env.client.clone(), driver.socket(), &root).await?;
+    let kubelet = Kubelet::new(env.client.clone(), driver.socket(), root).await?;
     let mut requests = Vec::with_capacity(pods.len());
     for pod in pods {
         requests.push(
@@ -135,7 +149,7 @@ pub async fn run(env: &Env, case: Case, pods: &[Pod]) -> anyhow::Result<RunResul
     tokio::time::sleep(SETTLE).await;
     let api_un = env.counts(&user)?.since(&api0).total();
     driver.stop()?;
-    secrets_store_testkit::mounts::unmount_all_under(&root);
+    secrets_store_testkit::mounts::unmount_all_under(root);
     env.reset_status().await?;
     Ok(RunResult {
         case,
