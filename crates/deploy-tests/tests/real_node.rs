@@ -594,19 +594,19 @@ async fn bats_way(way: Way) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 4 minutes (the suite sleeps 150 s); hack/test.sh runs it with SSCSI_BATS=all"]
+#[ignore = "about 8 minutes (the suite sleeps 150 s); hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_our_chart() -> anyhow::Result<()> {
     bats_way(Way::OurChart).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 4 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
+#[ignore = "about 8 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_upstream_chart_and_our_image() -> anyhow::Result<()> {
     bats_way(Way::UpstreamChartOurImage).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the baseline, about 4 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
+#[ignore = "the baseline, about 8 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_the_upstream_driver() -> anyhow::Result<()> {
     bats_way(Way::Upstream).await
 }
