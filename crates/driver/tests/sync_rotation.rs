@@ -351,8 +351,20 @@ async fn per_class_interval_and_on_demand_trigger() -> anyhow::Result<()> {
         &kube::api::Patch::Merge(&patch),
     )
     .await?;
-    env.publish(&slow).await??;
-    assert_eq!(std::fs::read(env.target(&slow).join("f"))?, b"2");
+    // The driver reads classes from a watch: the first republish after the
+    // watch has delivered the new annotation refreshes.
+    let (env_ref, slow_ref) = (&env, &slow);
+    wait_for(
+        "a republish to honour the new refresh trigger",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async move {
+            env_ref.publish(slow_ref).await??;
+            let content = std::fs::read(env_ref.target(slow_ref).join("f"))?;
+            Ok((content == b"2").then_some(()))
+        },
+    )
+    .await?;
     // The same trigger value again does not refresh again.
     env.provider
         .set(Behavior::files(&[("f", b"3", 0o644)], &[("f", "3")]));
