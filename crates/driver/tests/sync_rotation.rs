@@ -8,15 +8,56 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Env, http_get, parse_metrics, secret_data};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use secrets_store_crds::v1::{SecretObject, SecretProviderClass, SecretProviderClassPodStatus};
 use secrets_store_testkit::fake_provider::Behavior;
 use secrets_store_testkit::wait_for;
 
 const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n";
+
+/// The status object of `pod`'s volume of class `app`, as a Secret owner.
+async fn status_owner(env: &Env, pod: &str) -> anyhow::Result<OwnerReference> {
+    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
+    let status = api.get(&format!("{pod}-{}-app", env.ns)).await?;
+    Ok(OwnerReference {
+        api_version: "secrets-store.csi.x-k8s.io/v1".into(),
+        kind: "SecretProviderClassPodStatus".into(),
+        name: status.metadata.name.unwrap_or_default(),
+        uid: status.metadata.uid.unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+/// A pod `name` owned (as its controller) by a new ConfigMap `owner`.
+async fn owned_pod(env: &Env, name: &str, owner: &str) -> anyhow::Result<(Pod, OwnerReference)> {
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut map = ConfigMap::default();
+    map.metadata.name = Some(owner.into());
+    let map = maps.create(&PostParams::default(), &map).await?;
+    let reference = OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: owner.into(),
+        uid: map.metadata.uid.unwrap_or_default(),
+        ..Default::default()
+    };
+    let flagged = OwnerReference {
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+        ..reference.clone()
+    };
+    env.pod(name, "app").await?;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let patch = serde_json::json!({"metadata": {"ownerReferences": [flagged]}});
+    let pod = pods
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok((pod, reference))
+}
 
 fn owner_names(secret: &Secret) -> Vec<String> {
     let mut names: Vec<String> = secret
@@ -103,11 +144,11 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
             .map(String::as_str),
         Some("payments")
     );
-    assert_eq!(owner_names(&creds), ["web-1"]);
-    let owner = &creds.metadata.owner_references.as_ref().expect("owners")[0];
+    // A pod without owners: the Secret is owned by its status object (as
+    // upstream does), which the pod owns.
     assert_eq!(
-        (owner.kind.as_str(), Some(&owner.uid)),
-        ("Pod", pod1.metadata.uid.as_ref())
+        creds.metadata.owner_references,
+        Some(vec![status_owner(&env, "web-1").await?])
     );
 
     let tls = env.wait_secret("app-tls", |_| true).await?;
@@ -132,22 +173,41 @@ async fn secret_objects_sync_with_exact_content_owners_and_gc_and_never_adopt() 
             .contains_key("secrets-store.csi.k8s.io/managed")
     );
 
-    // A second pod adds itself as owner; nothing is dropped.
+    // A second pod adds its status object; nothing is dropped.
     let pod2 = env.pod("web-2", "app").await?;
     env.publish(&pod2).await??;
-    env.wait_secret("app-creds", |s| owner_names(s) == ["web-1", "web-2"])
+    let both = [
+        format!("web-1-{}-app", env.ns),
+        format!("web-2-{}-app", env.ns),
+    ];
+    env.wait_secret("app-creds", |s| owner_names(s) == both)
         .await?;
+    // A pod with owners: the Secret gets those owners (as upstream: never
+    // its controller flag or blockOwnerDeletion), not the pod.
+    let (pod3, map) = owned_pod(&env, "web-3", "web-owner").await?;
+    env.publish(&pod3).await??;
+    let with_map = env
+        .wait_secret("app-creds", |s| {
+            owner_names(s).contains(&"web-owner".to_string())
+        })
+        .await?;
+    let owners = with_map.metadata.owner_references.unwrap_or_default();
+    assert_eq!(owners.len(), 3, "{owners:?}");
+    assert_eq!(owners[2], map);
 
-    // GC removes the Secrets once the last consuming pod is gone.
+    // The garbage collector drops deleted owners and deletes the Secrets
+    // with the last one.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     pods.delete("web-1", &DeleteParams::default()).await?;
-    // A negative check: give the garbage collector time to (wrongly) act.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        secrets.get_opt("app-creds").await?.is_some(),
-        "still used by web-2"
-    );
     pods.delete("web-2", &DeleteParams::default()).await?;
+    env.wait_secret("app-creds", |s| owner_names(s) == ["web-owner"])
+        .await?;
+    assert!(
+        secrets.get_opt("app-tls").await?.is_some(),
+        "still owned by web-owner"
+    );
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    maps.delete("web-owner", &DeleteParams::default()).await?;
     wait_for(
         "GC of the synced Secrets",
         Duration::from_secs(60),

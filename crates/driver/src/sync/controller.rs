@@ -255,8 +255,8 @@ async fn sync_volume(obj: &Spcps, key: &ObjectRef<Spcps>, ctx: &Context) -> Pass
     {
         return Pass::Skipped(Skip::NoSecretObjects);
     }
-    let pod = match checked_pod(ctx, &claim).await {
-        Ok(Ok(pod)) => pod,
+    let (pod, owners) = match checked_pod(ctx, &claim).await {
+        Ok(Ok(pod)) => (PodRef::from(&claim), write::owners(&pod, obj)),
         Ok(Err(skip)) => return Pass::Skipped(skip),
         Err(error) => return Pass::Failed { pod: None, error },
     };
@@ -290,7 +290,7 @@ async fn sync_volume(obj: &Spcps, key: &ObjectRef<Spcps>, ctx: &Context) -> Pass
     for (index, object) in class.spec.secret_objects.iter().enumerate() {
         let started = Instant::now();
         let result = match secret::build(index, object, &files) {
-            Ok(desired) => write::write(&ctx.client, &pod, object, &desired)
+            Ok(desired) => write::write(&ctx.client, &pod, &owners, object, &desired)
                 .await
                 .map(|change| (desired.name, change)),
             Err(e) => Err(e),
@@ -342,7 +342,7 @@ fn claim(obj: &Spcps) -> Option<VolumeClaim> {
 
 /// The claimed pod, if it exists with the claimed uid, is still running,
 /// and mounts the claimed class through this driver in the claimed volume.
-async fn checked_pod(ctx: &Context, claim: &VolumeClaim) -> Result<Result<PodRef, Skip>, Error> {
+async fn checked_pod(ctx: &Context, claim: &VolumeClaim) -> Result<Result<Pod, Skip>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &claim.namespace);
     let pod = pods
         .get_opt(&claim.pod_name)
@@ -365,11 +365,17 @@ async fn checked_pod(ctx: &Context, claim: &VolumeClaim) -> Result<Result<PodRef
     if !mounts_class(&pod, &ctx.config.driver_name, claim) {
         return Ok(Err(Skip::NotMountedByPod));
     }
-    Ok(Ok(PodRef {
-        name: claim.pod_name.clone(),
-        namespace: claim.namespace.clone(),
-        uid: claim.pod_uid.clone(),
-    }))
+    Ok(Ok(pod))
+}
+
+impl From<&VolumeClaim> for PodRef {
+    fn from(claim: &VolumeClaim) -> Self {
+        PodRef {
+            name: claim.pod_name.clone(),
+            namespace: claim.namespace.clone(),
+            uid: claim.pod_uid.clone(),
+        }
+    }
 }
 
 /// Whether `pod` has a CSI volume of `driver` for the claimed class, named

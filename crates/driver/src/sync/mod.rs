@@ -13,8 +13,11 @@
 //! [`SyncHandle::changed`]. Each Secret:
 //! - carries the declared type, labels and annotations, plus
 //!   `secrets-store.csi.k8s.io/managed=true`;
-//! - is owned by every pod that mounts it (one owner reference each, never
-//!   dropped), so garbage collection deletes it with the last consuming pod;
+//! - is owned, as upstream's, by the owners of every pod that mounts it
+//!   (e.g. one ReplicaSet per Deployment), or by the volume's status object
+//!   for a pod without owners ([`write::owners`]); the driver never drops
+//!   an owner, the garbage collector drops those deleted and deletes the
+//!   Secret with the last one;
 //! - is written only when its content would change;
 //! - is never taken over if it exists without the managed label;
 //! - is never of a type that makes the control plane mint a credential
