@@ -16,6 +16,8 @@
 //! - [`driver`]: a CSI driver binary under test in its own process.
 //! - [`fake_provider`]: a scriptable provider on a unix socket.
 //! - [`mounts`]: unmounts what a test left mounted under its directory.
+//! - [`vault`]: OpenBao with Kubernetes auth on a control plane, and the
+//!   Vault providers (ours, HashiCorp's) against it.
 //!
 //! Nothing here is a mock of the API server: if a tool is missing the harness
 //! fails with the command that installs it.
@@ -30,6 +32,7 @@ pub mod node;
 pub mod pki;
 pub mod process;
 pub mod tools;
+pub mod vault;
 
 pub use control_plane::{ControlPlane, ControlPlaneOptions};
 pub use kubelet::{Kubelet, TestPod, TestVolume, TokenOptions};

@@ -6,7 +6,6 @@
 //! whole binary.
 
 mod differential;
-mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -22,9 +21,9 @@ use secrets_store_crds::v1::{
 };
 use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
 use secrets_store_testkit::process::free_port;
-use secrets_store_testkit::{Kubelet, TestPod, TokenOptions, tools, wait_for};
+use secrets_store_testkit::vault::{Kind, OpenBao, Peer};
+use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools, wait_for};
 use serde_json::{Value, json};
-use support::{Kind, Peer, Shared, api, shared};
 
 const CANARY: &str = "canary-2c9d1f-vault-secret";
 const CANARY_V2: &str = "canary-2c9d1f-rotated";
@@ -41,7 +40,8 @@ fn upstream_driver() -> anyhow::Result<PathBuf> {
 }
 
 struct Env {
-    shared: &'static Shared,
+    cp: &'static ControlPlane,
+    bao: &'static OpenBao,
     ns: String,
     provider: Peer,
     driver: DriverProcess,
@@ -61,28 +61,25 @@ impl Env {
         provider: Kind,
         provider_args: &[String],
     ) -> anyhow::Result<Self> {
-        let shared = shared().await?;
-        let ns = shared.cp.namespace("vault").await?;
-        let provider = Peer::start(provider, shared, provider_args).await?;
+        let (cp, bao) = (ControlPlane::shared().await?, OpenBao::shared().await?);
+        let ns = cp.namespace("vault").await?;
+        let provider = Peer::start(provider, bao, provider_args).await?;
         let kubelet_root = tempfile::Builder::new().prefix("kubelet-").tempdir()?;
         let mut args = vec![
             "--nodeid=node-vault".into(),
             format!("--provider-volume={}", provider.providers_dir().display()),
-            format!("--kubeconfig={}", shared.cp.kubeconfig().display()),
+            format!("--kubeconfig={}", cp.kubeconfig().display()),
             format!("--metrics-addr=127.0.0.1:{}", free_port()?),
             "--enable-secret-rotation=true".into(),
             "--rotation-poll-interval=1ms".into(),
         ];
         args.extend(kubelet_dir_args(driver, kubelet_root.path()));
         let driver = DriverProcess::start(driver, &args).await?;
-        let kubelet = Kubelet::new(
-            shared.cp.client().await?,
-            driver.socket(),
-            kubelet_root.path(),
-        )
-        .await?;
+        let kubelet =
+            Kubelet::new(cp.client().await?, driver.socket(), kubelet_root.path()).await?;
         Ok(Self {
-            shared,
+            cp,
+            bao,
             ns,
             provider,
             driver,
@@ -97,8 +94,7 @@ impl Env {
         params: &[(&str, &str)],
         secret_objects: Vec<SecretObject>,
     ) -> anyhow::Result<()> {
-        let api: Api<SecretProviderClass> =
-            Api::namespaced(self.shared.cp.client().await?, &self.ns);
+        let api: Api<SecretProviderClass> = Api::namespaced(self.cp.client().await?, &self.ns);
         let spc = SecretProviderClass {
             metadata: ObjectMeta {
                 name: Some(name.into()),
@@ -217,22 +213,23 @@ path "pki/issue/web" { capabilities = ["update"] }
 /// Writes the secrets the mounts read; returns the role name (the
 /// namespace).
 async fn seed(env: &Env) -> anyhow::Result<String> {
-    seed_namespace(env.shared, &env.ns).await
+    seed_namespace(env.bao, &env.ns).await
 }
 
 /// The role and secrets of namespace `ns`.
-async fn seed_namespace(shared: &Shared, ns: &str) -> anyhow::Result<String> {
-    let addr = &shared.addr;
-    shared.role(ns, ns, POLICY, Some("vault")).await?;
+async fn seed_namespace(bao: &OpenBao, ns: &str) -> anyhow::Result<String> {
+    bao.role(ns, ns, POLICY, Some("vault")).await?;
     let app = format!("secret/data/app/{ns}");
     let data = json!({"data": {"username": "app", "password": CANARY, "config": {"b": 2, "a": [1, "x"]}, "html": {"t": "<a&b>"}}});
-    api(addr, "POST", &app, Some(data)).await?;
+    bao.api("POST", &app, Some(data)).await?;
     let kv1 = format!("kv1/app/{ns}");
-    api(addr, "POST", &kv1, Some(json!({"api": "v1-value"}))).await?;
+    bao.api("POST", &kv1, Some(json!({"api": "v1-value"})))
+        .await?;
     let bin = json!({"data": {"b64": "AAH+/w==", "hex": "00ff10"}});
-    api(addr, "POST", &format!("{app}-bin"), Some(bin)).await?;
+    bao.api("POST", &format!("{app}-bin"), Some(bin)).await?;
     let denied = format!("secret/data/denied/{ns}");
-    api(addr, "POST", &denied, Some(json!({"data": {"x": "no"}}))).await?;
+    bao.api("POST", &denied, Some(json!({"data": {"x": "no"}})))
+        .await?;
     Ok(ns.to_string())
 }
 
@@ -399,7 +396,7 @@ async fn rotation_updates_files_and_synced_secret_and_survives_a_revoked_token()
         ),
         CANARY
     );
-    let secrets: Api<Secret> = Api::namespaced(env.shared.cp.client().await?, &env.ns);
+    let secrets: Api<Secret> = Api::namespaced(env.cp.client().await?, &env.ns);
     let synced_value = |want: &'static str| {
         let secrets = secrets.clone();
         async move {
@@ -423,13 +420,13 @@ async fn rotation_updates_files_and_synced_secret_and_survives_a_revoked_token()
 
     // The secret changes in OpenBao: the next refresh shows it.
     let path = format!("secret/data/app/{}", env.ns);
-    api(
-        &env.shared.addr,
-        "POST",
-        &path,
-        Some(json!({"data": {"password": CANARY_V2}})),
-    )
-    .await?;
+    env.bao
+        .api(
+            "POST",
+            &path,
+            Some(json!({"data": {"password": CANARY_V2}})),
+        )
+        .await?;
     let files = env.send(&req).await?;
     assert_eq!(
         text(&files.map_err(|s| anyhow::anyhow!("{s:?}"))?, "password"),
@@ -441,20 +438,16 @@ async fn rotation_updates_files_and_synced_secret_and_survives_a_revoked_token()
 
     // Every token from Kubernetes logins is revoked: the cached one gets a
     // 403 and the provider logs in again.
-    api(
-        &env.shared.addr,
-        "PUT",
-        "sys/leases/revoke-prefix/auth/kubernetes/login",
-        None,
-    )
-    .await?;
-    api(
-        &env.shared.addr,
-        "POST",
-        &path,
-        Some(json!({"data": {"password": CANARY}})),
-    )
-    .await?;
+    env.bao
+        .api(
+            "PUT",
+            "sys/leases/revoke-prefix/auth/kubernetes/login",
+            None,
+        )
+        .await?;
+    env.bao
+        .api("POST", &path, Some(json!({"data": {"password": CANARY}})))
+        .await?;
     let files = env.send(&req).await?;
     assert_eq!(
         text(

@@ -17,7 +17,8 @@ use secrets_store_testkit::TestPod;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::support::{Kind, Peer, api, shared};
+use secrets_store_testkit::ControlPlane;
+use secrets_store_testkit::vault::{Kind, OpenBao, Peer, ROOT_TOKEN};
 
 /// Files (path → mode, contents) and versions (id → version).
 #[derive(Debug, Clone, PartialEq)]
@@ -81,8 +82,7 @@ struct PodIdentity {
 }
 
 async fn pod_identity(ns: &str) -> anyhow::Result<PodIdentity> {
-    let shared = shared().await?;
-    let client = shared.cp.client().await?;
+    let client = ControlPlane::shared().await?.client().await?;
     let pod = TestPod::new(ns, "diff", "diff").create(&client).await?;
     let uid = pod.metadata.uid.clone().context("uid")?;
     let req = TokenRequest {
@@ -336,12 +336,15 @@ fn cases(ns: &str, role: &str) -> Vec<Case> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
-    let shared = shared().await?;
-    let ns = shared.cp.namespace("vault-diff").await?;
-    let role = crate::seed_namespace(shared, &ns).await?;
+    let bao = OpenBao::shared().await?;
+    let ns = ControlPlane::shared()
+        .await?
+        .namespace("vault-diff")
+        .await?;
+    let role = crate::seed_namespace(bao, &ns).await?;
     let app = format!("secret/data/app/{ns}");
-    let ours = Peer::start(Kind::Ours, shared, &[]).await?;
-    let upstream = Peer::start(Kind::Upstream, shared, &[]).await?;
+    let ours = Peer::start(Kind::Ours, bao, &[]).await?;
+    let upstream = Peer::start(Kind::Upstream, bao, &[]).await?;
     let (mut oc, mut uc) = (client(&ours).await?, client(&upstream).await?);
     let pod = pod_identity(&ns).await?;
     let mut problems = Vec::new();
@@ -354,13 +357,8 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
     // Versions change with the contents, the same way on both.
     let req = request(&pod, &cases[0].params);
     let before = mount(&mut oc, req.clone()).await;
-    api(
-        &shared.addr,
-        "POST",
-        &app,
-        Some(json!({"data": {"password": "changed"}})),
-    )
-    .await?;
+    bao.api("POST", &app, Some(json!({"data": {"password": "changed"}})))
+        .await?;
     let (o, u) = (mount(&mut oc, req.clone()).await, mount(&mut uc, req).await);
     match (&before, &o, &u) {
         (Ok(b), Ok(o), Ok(u)) => {
@@ -385,14 +383,14 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
 /// versions come from a per-process key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> anyhow::Result<()> {
-    let shared = shared().await?;
-    let ns = shared.cp.namespace("vault-token").await?;
-    crate::seed_namespace(shared, &ns).await?;
-    let env = [
-        ("KUBECONFIG", "/nonexistent"),
-        ("VAULT_TOKEN", crate::support::ROOT_TOKEN),
-    ];
-    let ours = Peer::start_with_env(Kind::Ours, shared, &[], &env).await?;
+    let bao = OpenBao::shared().await?;
+    let ns = ControlPlane::shared()
+        .await?
+        .namespace("vault-token")
+        .await?;
+    crate::seed_namespace(bao, &ns).await?;
+    let env = [("KUBECONFIG", "/nonexistent"), ("VAULT_TOKEN", ROOT_TOKEN)];
+    let ours = Peer::start_with_env(Kind::Ours, bao, &[], &env).await?;
     let mut c = client(&ours).await?;
     let app = format!("secret/data/app/{ns}");
     let params = vec![
@@ -412,13 +410,8 @@ async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> any
         first.files["pw"],
         (0o644, crate::CANARY.as_bytes().to_vec())
     );
-    api(
-        &shared.addr,
-        "POST",
-        &app,
-        Some(json!({"data": {"password": "changed"}})),
-    )
-    .await?;
+    bao.api("POST", &app, Some(json!({"data": {"password": "changed"}})))
+        .await?;
     let second = mount(&mut c, req)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -443,7 +436,7 @@ async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
     use secrets_store_provider_vault::params::TlsSettings;
     use secrets_store_testkit::process::{Process, free_port};
 
-    let shared = shared().await?;
+    let bao = OpenBao::shared().await?;
     let dir = tempfile::Builder::new().prefix("openbao-tls-").tempdir()?;
     let port = free_port()?;
     let home = dir.path().display().to_string();
@@ -492,7 +485,7 @@ async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
     )
     .await?;
     let env = [("KUBECONFIG", "/nonexistent"), ("VAULT_TOKEN", "root")];
-    let ours = Peer::start_with_env(Kind::Ours, shared, &[], &env).await?;
+    let ours = Peer::start_with_env(Kind::Ours, bao, &[], &env).await?;
     let mut c = client(&ours).await?;
     let objects = obj("k", "secret/data/tls", "  secretKey: k\n");
     let with = |extra: &[(&'static str, String)]| {
