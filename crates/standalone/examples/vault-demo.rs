@@ -14,6 +14,8 @@
 //! Then everything stops; also on error and on Ctrl-C. `--dir DIR` puts
 //! the class and the secrets elsewhere (the test suite does).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +27,8 @@ use secrets_store_testkit::process::{Process, free_port};
 use secrets_store_testkit::{tools, wait_for};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
+
+use common::binary;
 
 const SPC: &str = r#"apiVersion: secrets-store.csi.x-k8s.io/v1
 kind: SecretProviderClass
@@ -49,22 +53,6 @@ spec:
 
 const POLICY: &str = "path \"secret/data/demo/*\" { capabilities = [\"read\"] }\n";
 const SUBJECT: &str = "system:serviceaccount:default:demo";
-
-/// A binary built next to this example (`target/<profile>/<name>`).
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no target directory")?;
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} not built; run ./hack/demo.sh",
-        path.display()
-    );
-    Ok(path)
-}
 
 /// The `bao` CLI against the dev server.
 struct Bao {
@@ -331,26 +319,5 @@ async fn main() -> anyhow::Result<()> {
         (Some("--dir"), Some(d)) => PathBuf::from(d),
         _ => anyhow::bail!("usage: vault-demo [--dir DIR]"),
     };
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let result = tokio::select! {
-        biased;
-        _ = &mut ctrl_c => return interrupted(),
-        r = demo(&dir) => r,
-    };
-    // Ctrl-C reaches the children too: one it killed makes the demo fail
-    // just before the signal is seen here.
-    if result.is_err()
-        && tokio::time::timeout(Duration::from_millis(300), &mut ctrl_c)
-            .await
-            .is_ok()
-    {
-        return interrupted();
-    }
-    result
-}
-
-fn interrupted() -> anyhow::Result<()> {
-    eprintln!("interrupted; everything stopped");
-    Ok(())
+    common::until_ctrl_c(demo(&dir)).await
 }
