@@ -18,12 +18,17 @@
 //! - [`mounts`]: unmounts what a test left mounted under its directory.
 //! - [`vault`]: OpenBao with Kubernetes auth on a control plane, and the
 //!   Vault providers (ours, HashiCorp's) against it.
+//! - [`provider_peer`]: a provider binary (ours or upstream's) in its own
+//!   mount namespace, reaching a test's server under real endpoint names.
+//! - [`differential`]: a table of Mount cases sent to ours and the upstream
+//!   peer, answers judged against each case's expected difference.
 //!
 //! Nothing here is a mock of the API server: if a tool is missing the harness
 //! fails with the command that installs it.
 
 pub mod control_plane;
 pub mod csi;
+pub mod differential;
 pub mod driver;
 pub mod fake_provider;
 pub mod kubelet;
@@ -31,6 +36,7 @@ pub mod mounts;
 pub mod node;
 pub mod pki;
 pub mod process;
+pub mod provider_peer;
 pub mod tools;
 pub mod vault;
 

@@ -86,6 +86,32 @@ pub fn mount_type(path: &Path) -> Option<String> {
         .map(|e| e.fs_type)
 }
 
+/// The files of a published volume: path relative to `dir` → contents,
+/// skipping the atomic writer's `..` entries (its files are reached
+/// through the visible names).
+pub fn read_tree(dir: &Path) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let path = e?.path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".."))
+            {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir)?.display().to_string();
+                out.insert(rel, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,10 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use secrets_store_alibaba_emulator::Emulator;
-use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
 use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
+use secrets_store_testkit::mounts::read_tree;
 use secrets_store_testkit::process::{Process, free_port};
+use secrets_store_testkit::provider_peer::create_class;
 use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -112,24 +113,8 @@ impl Env {
     }
 
     async fn spc(&self, name: &str, params: &[(&str, &str)]) -> anyhow::Result<()> {
-        let api: Api<SecretProviderClass> = Api::namespaced(self.cp.client().await?, &self.ns);
-        let spc = SecretProviderClass {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            spec: SecretProviderClassSpec {
-                provider: "alibabacloud".into(),
-                parameters: params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Default::default()
-            },
-            status: None,
-        };
-        api.create(&PostParams::default(), &spc).await?;
-        Ok(())
+        let client = self.cp.client().await?;
+        create_class(&client, &self.ns, name, "alibabacloud", params).await
     }
 
     /// Publishes the pod's `secrets` volume; returns files or the error.
@@ -157,29 +142,6 @@ impl Env {
     fn logs(&self) -> String {
         format!("{}\n{}", self.provider.log(), self.driver.log())
     }
-}
-
-/// Files under `dir` (skipping the atomic writer's `..` entries).
-fn read_tree(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("..") {
-                continue;
-            }
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir)?.display().to_string();
-                out.insert(rel, std::fs::read(&path)?);
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn text(files: &BTreeMap<String, Vec<u8>>, name: &str) -> String {

@@ -9,18 +9,19 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
-use secrets_store_crds::v1::{SecretProviderClass, SecretProviderClassSpec};
+use kube::api::PostParams;
 use secrets_store_proto::provider::v1alpha1 as pb;
 use secrets_store_proto::provider::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
+use secrets_store_testkit::mounts::read_tree;
 use secrets_store_testkit::process::free_port;
+use secrets_store_testkit::provider_peer::create_class;
 use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools};
 use support::{Agent, BLOB, CANARY, DB_JSON, FAILOVER, Moto, REGION, ROLE};
 
@@ -110,25 +111,7 @@ async fn create_spc(
     name: &str,
     params: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    let spc = SecretProviderClass {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: SecretProviderClassSpec {
-            provider: "aws".into(),
-            parameters: params
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..Default::default()
-        },
-        status: None,
-    };
-    Api::<SecretProviderClass>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &spc)
-        .await?;
-    Ok(())
+    create_class(client, ns, name, "aws", params).await
 }
 
 async fn create_sa(
@@ -149,19 +132,6 @@ async fn create_sa(
         .create(&PostParams::default(), &sa)
         .await?;
     Ok(())
-}
-
-/// Files under `dir` (skipping the atomic writer's `..` entries).
-fn read_tree(dir: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("..") && e.path().is_file() {
-            out.insert(name, std::fs::read(e.path())?);
-        }
-    }
-    Ok(out)
 }
 
 fn drivers() -> anyhow::Result<Vec<PathBuf>> {

@@ -18,7 +18,10 @@ use k8s_openapi::api::authentication::v1::{
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PostParams;
 use secrets_store_testkit::process::{Process, free_port};
+use secrets_store_testkit::provider_peer::{bind_random_loopback_443, write_hosts};
 use secrets_store_testkit::{tools, wait_for, wait_for_socket};
+
+pub use secrets_store_testkit::provider_peer::{Kind, Peer};
 
 /// The primary region of every test.
 pub const REGION: &str = "us-east-1";
@@ -435,19 +438,8 @@ impl TlsFront {
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = loop {
-            let ip = std::net::Ipv4Addr::new(
-                127,
-                fastrand_u8(16, 250),
-                fastrand_u8(1, 250),
-                fastrand_u8(2, 250),
-            );
-            match tokio::net::TcpListener::bind((ip, 443)).await {
-                Ok(l) => break l,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-                Err(e) => return Err(e).context("binding the TLS front on port 443"),
-            }
-        };
+        let listener =
+            bind_random_loopback_443("the TLS front", tokio::net::TcpListener::bind).await?;
         let ip = listener.local_addr()?.ip();
         let target = moto.url.trim_start_matches("http://").to_string();
         let task = tokio::spawn(async move {
@@ -466,10 +458,7 @@ impl TlsFront {
         });
         let dir = tempfile::Builder::new().prefix("aws-front-").tempdir()?;
         std::fs::write(dir.path().join("ca.pem"), &id.ca_pem)?;
-        std::fs::write(
-            dir.path().join("hosts"),
-            format!("127.0.0.1 localhost\n{ip} {}\n", aws_names().join(" ")),
-        )?;
+        write_hosts(&dir.path().join("hosts"), ip, aws_names().as_slice())?;
         Ok(Self { dir, _task: task })
     }
 
@@ -484,107 +473,56 @@ impl TlsFront {
     }
 }
 
-fn fastrand_u8(lo: u8, hi: u8) -> u8 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    lo + (nanos % u32::from(hi - lo)) as u8
-}
-
-/// Which provider binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// This crate's.
-    Ours,
-    /// The upstream Go provider 3.1.1, built by `hack/install-tools.sh`.
-    Upstream,
-}
-
 /// A provider running as in a cluster: AWS names resolve to the TLS front
 /// (a private `/etc/hosts` in its own mount namespace), its CA trusted via
-/// `SSL_CERT_FILE`. The upstream provider reads in-cluster configuration
-/// only: a service-account directory (the admin token, the API server CA)
-/// is bind-mounted where client-go looks, and it writes no files itself
+/// `SSL_CERT_FILE`. The upstream provider (3.1.1, built by
+/// `hack/install-tools.sh`) reads in-cluster configuration only: a
+/// service-account directory (the admin token, the API server CA) is
+/// bind-mounted where client-go looks, and it writes no files itself
 /// (`--driver-writes-secrets`).
-pub struct Peer {
-    /// Which one.
-    pub kind: Kind,
-    /// The process.
-    pub process: Process,
-    /// Holds `aws.sock`, the log and the service-account directory.
-    pub dir: tempfile::TempDir,
-}
-
-impl Peer {
-    /// Starts `kind` behind `front`.
-    pub async fn start(
-        kind: Kind,
-        front: &TlsFront,
-        cp: &secrets_store_testkit::ControlPlane,
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("aws-peer-").tempdir()?;
-        let sa = dir.path().join("sa");
-        std::fs::create_dir_all(&sa)?;
-        let kubeconfig = std::fs::read_to_string(cp.kubeconfig())?;
-        let token = kubeconfig
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("token: "))
-            .context("no token in the kubeconfig")?;
-        std::fs::write(sa.join("token"), token)?;
-        std::fs::copy(cp.ca_cert(), sa.join("ca.crt"))?;
-        std::fs::write(sa.join("namespace"), "default")?;
-        let sa_path = "/run/secrets/kubernetes.io/serviceaccount";
-        let mut args = vec![
-            "-m".to_string(),
-            "sh".into(),
-            "-c".into(),
-            format!(
-                r#"mount --bind "$0" /etc/hosts && mount -t tmpfs tmpfs /run && mkdir -p {sa_path} && mount --bind "$1" {sa_path} && shift && exec "$@""#
-            ),
-            front.hosts().display().to_string(),
-            sa.display().to_string(),
-        ];
-        match kind {
-            Kind::Ours => args.extend([our_binary().display().to_string(), "-v=5".into()]),
-            Kind::Upstream => args.extend([
-                tools::tool("upstream-aws-provider")?.display().to_string(),
-                "--driver-writes-secrets".into(),
-            ]),
-        }
-        args.push(format!("--provider-volume={}", dir.path().display()));
-        let port = cp.url().rsplit(':').next().unwrap_or_default().to_string();
-        let ca = front.ca_file().display().to_string();
-        let kc = cp.kubeconfig().display().to_string();
-        let mut env = vec![
-            ("SSL_CERT_FILE", ca.as_str()),
-            // The Go SDK replaces its roots with this bundle when set (as
-            // it may be in the environment).
-            ("AWS_CA_BUNDLE", ca.as_str()),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", port.as_str()),
-        ];
-        if kind == Kind::Ours {
-            env.push(("KUBECONFIG", kc.as_str()));
-        }
-        let process = Process::spawn(
-            &format!("{kind:?} aws provider"),
-            Path::new("unshare"),
-            &args,
-            &env,
-            &dir.path().join("provider.log"),
-        )?;
-        wait_for_socket(&dir.path().join("aws.sock"))
-            .await
-            .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
-        Ok(Self { kind, process, dir })
-    }
-
-    /// The provider's socket.
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("aws.sock")
-    }
+pub async fn start_peer(
+    kind: Kind,
+    front: &TlsFront,
+    cp: &secrets_store_testkit::ControlPlane,
+) -> anyhow::Result<Peer> {
+    let binary = match kind {
+        Kind::Ours => our_binary(),
+        Kind::Upstream => tools::tool("upstream-aws-provider")?,
+    };
+    let peer = Peer::builder(kind, "aws", &binary)?;
+    let sa = peer.dir().join("sa");
+    std::fs::create_dir_all(&sa)?;
+    let kubeconfig = std::fs::read_to_string(cp.kubeconfig())?;
+    let token = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .context("no token in the kubeconfig")?;
+    std::fs::write(sa.join("token"), token)?;
+    std::fs::copy(cp.ca_cert(), sa.join("ca.crt"))?;
+    std::fs::write(sa.join("namespace"), "default")?;
+    let mut peer = peer
+        .bind(&front.hosts(), "/etc/hosts")
+        .tmpfs("/run")
+        .bind(&sa, "/run/secrets/kubernetes.io/serviceaccount");
+    peer = match kind {
+        Kind::Ours => peer
+            .args(["-v=5"])
+            .envs([("KUBECONFIG", cp.kubeconfig().display().to_string())]),
+        Kind::Upstream => peer.args(["--driver-writes-secrets"]),
+    };
+    let port = cp.url().rsplit(':').next().unwrap_or_default().to_string();
+    let ca = front.ca_file().display().to_string();
+    peer.envs([
+        ("SSL_CERT_FILE", ca.as_str()),
+        // The Go SDK replaces its roots with this bundle when set (as it
+        // may be in the environment).
+        ("AWS_CA_BUNDLE", ca.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+    ])
+    .start()
+    .await
 }
 
 /// The `serviceAccount.tokens` attribute kubelet would send for `sa`: one
