@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Env, assert_untouched, http_get, parse_metrics};
+use k8s_openapi::api::core::v1::Pod;
 use secrets_store_testkit::fake_provider::Behavior;
 use secrets_store_testkit::{TokenOptions, wait_for};
 use tonic::Code;
@@ -87,19 +88,45 @@ fn plant_lookalikes(env: &Env, pod_uid: &str, victim: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-#[tokio::test]
-async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> anyhow::Result<()> {
-    let env = Env::start(&[
-        "--enable-secret-rotation=true",
-        "--enable-refresh-loop=true",
-        "--rotation-poll-interval=1s",
-        "--min-rotation-poll-interval=0s",
-    ])
-    .await?;
+/// The driver with `flags`, the class `spc` (provider `fake`), the
+/// provider answering file `a` = `contents` (version 1), and a pod `pod`
+/// mounting the class.
+async fn env_with_pod(flags: &[&str], contents: &[u8], pod: &str) -> anyhow::Result<(Env, Pod)> {
+    let env = Env::start(flags).await?;
     env.spc("spc", "fake", &[("objects", "x")]).await?;
     env.provider
-        .set(Behavior::files(&[("a", b"real", 0o644)], &[("a", "1")]));
-    let pod = env.pod("real", "spc").await?;
+        .set(Behavior::files(&[("a", contents, 0o644)], &[("a", "1")]));
+    let pod = env.pod(pod, "spc").await?;
+    Ok((env, pod))
+}
+
+/// A publish request for the pod's `secrets` volume, sent to `target`.
+async fn publish_at(
+    env: &Env,
+    pod: &Pod,
+    target: &str,
+) -> anyhow::Result<Result<(), tonic::Status>> {
+    let mut req = env
+        .kubelet
+        .publish_request(pod, "secrets", &TokenOptions::default())
+        .await?;
+    req.target_path = target.into();
+    Ok(env.kubelet.send_publish(req).await.map(drop))
+}
+
+#[tokio::test]
+async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> anyhow::Result<()> {
+    let (env, pod) = env_with_pod(
+        &[
+            "--enable-secret-rotation=true",
+            "--enable-refresh-loop=true",
+            "--rotation-poll-interval=1s",
+            "--min-rotation-poll-interval=0s",
+        ],
+        b"real",
+        "real",
+    )
+    .await?;
     env.publish(&pod).await??;
     let victim = tempfile::tempdir()?;
     std::fs::write(victim.path().join("precious"), "keep me")?;
@@ -159,11 +186,7 @@ async fn lookalike_volumes_are_never_written_deleted_followed_or_believed() -> a
 
 #[tokio::test]
 async fn targets_outside_kubelets_csi_shape_or_through_links_are_refused() -> anyhow::Result<()> {
-    let env = Env::start(&[]).await?;
-    env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider
-        .set(Behavior::files(&[("a", b"x", 0o644)], &[("a", "1")]));
-    let pod = env.pod("p", "spc").await?;
+    let (env, pod) = env_with_pod(&[], b"x", "p").await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let outside = tempfile::tempdir()?;
     let emptydir = env
@@ -177,12 +200,9 @@ async fn targets_outside_kubelets_csi_shape_or_through_links_are_refused() -> an
             "pods/{uid}/volumes/kubernetes.io~csi/secrets/mount/../../x/mount"
         )),
     ] {
-        let mut req = env
-            .kubelet
-            .publish_request(&pod, "secrets", &TokenOptions::default())
-            .await?;
-        req.target_path = target.display().to_string();
-        let status = env.kubelet.send_publish(req).await.expect_err("refused");
+        let status = publish_at(&env, &pod, &target.display().to_string())
+            .await?
+            .expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
         assert!(
             status
@@ -237,16 +257,16 @@ async fn targets_outside_kubelets_csi_shape_or_through_links_are_refused() -> an
 #[tokio::test]
 async fn a_full_volume_fails_the_refresh_and_keeps_the_last_good_content() -> anyhow::Result<()> {
     // 1 MiB responses: the tmpfs gets size = 2 × 1 MiB + 1 MiB.
-    let env = Env::start(&[
-        "--max-call-recv-msg-size=1048576",
-        "--enable-secret-rotation=true",
-        "--rotation-poll-interval=0s",
-    ])
+    let (env, pod) = env_with_pod(
+        &[
+            "--max-call-recv-msg-size=1048576",
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=0s",
+        ],
+        b"good",
+        "full",
+    )
     .await?;
-    env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider
-        .set(Behavior::files(&[("a", b"good", 0o644)], &[("a", "1")]));
-    let pod = env.pod("full", "spc").await?;
     env.publish(&pod).await??;
     let target = env.target(&pod);
     let stat = nix::sys::statvfs::statvfs(&target)?;
@@ -277,13 +297,16 @@ async fn a_full_volume_fails_the_refresh_and_keeps_the_last_good_content() -> an
 
 #[tokio::test]
 async fn the_class_interval_cannot_go_below_the_operator_floor() -> anyhow::Result<()> {
-    let env = Env::start(&[
-        "--enable-secret-rotation=true",
-        "--rotation-poll-interval=1h",
-        "--min-rotation-poll-interval=1h",
-    ])
+    let (env, pod) = env_with_pod(
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h",
+            "--min-rotation-poll-interval=1h",
+        ],
+        b"1",
+        "floor",
+    )
     .await?;
-    env.spc("spc", "fake", &[("objects", "x")]).await?;
     let api: kube::Api<secrets_store_crds::v1::SecretProviderClass> =
         kube::Api::namespaced(env.client.clone(), &env.ns);
     let patch = serde_json::json!({"metadata": {"annotations": {
@@ -294,9 +317,6 @@ async fn the_class_interval_cannot_go_below_the_operator_floor() -> anyhow::Resu
         &kube::api::Patch::Merge(&patch),
     )
     .await?;
-    env.provider
-        .set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
-    let pod = env.pod("floor", "spc").await?;
     env.publish(&pod).await??;
     tokio::time::sleep(Duration::from_millis(50)).await; // well past the 1ms annotation
     for _ in 0..3 {
@@ -305,6 +325,15 @@ async fn the_class_interval_cannot_go_below_the_operator_floor() -> anyhow::Resu
     assert_eq!(env.provider.requests().len(), 1, "the floor (1h) holds");
     Ok(())
 }
+
+/// A metric, labels its samples must include, their sum, and why (if
+/// the figure needs a word).
+type Sample = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    f64,
+    &'static str,
+);
 
 /// Sum of a metric's samples whose labels include `want`.
 fn metric(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
@@ -322,15 +351,16 @@ fn metric(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_what_happened_a_refresh_is_not_a_publish() -> anyhow::Result<()> {
-    let env = Env::start(&[
-        "--enable-secret-rotation=true",
-        "--rotation-poll-interval=0s",
-    ])
+    let (env, p1) = env_with_pod(
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=0s",
+        ],
+        b"1",
+        "m1",
+    )
     .await?;
-    env.spc("spc", "fake", &[("objects", "x")]).await?;
-    env.provider
-        .set(Behavior::files(&[("a", b"1", 0o644)], &[("a", "1")]));
-    let (p1, p2) = (env.pod("m1", "spc").await?, env.pod("m2", "spc").await?);
+    let p2 = env.pod("m2", "spc").await?;
     env.publish(&p1).await??;
     env.publish(&p2).await??;
     // A refresh that changes content, one that changes nothing, one that fails.
@@ -344,60 +374,50 @@ async fn metrics_count_what_happened_a_refresh_is_not_a_publish() -> anyhow::Res
     // A missing class and an invalid request.
     let p3 = env.pod("m3", "absent").await?;
     env.publish(&p3).await?.expect_err("no class");
-    let mut bad = env
-        .kubelet
-        .publish_request(&p2, "secrets", &TokenOptions::default())
-        .await?;
-    bad.target_path = "/tmp/elsewhere/mount".into();
-    env.kubelet.send_publish(bad).await.expect_err("invalid");
+    publish_at(&env, &p2, "/tmp/elsewhere/mount")
+        .await?
+        .expect_err("invalid");
     env.kubelet.unpublish(&p1, "secrets").await??;
     env.kubelet.unpublish(&p2, "secrets").await??;
 
     let (_, text) = http_get(&env.metrics_url()?).await?;
-    let fake = [("provider", "fake")];
-    assert_eq!(metric(&text, "node_publish_total", &fake), 2.0, "{text}");
-    assert_eq!(
-        metric(&text, "rotation_reconcile_total", &[("rotated", "true")]),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "rotation_reconcile_total", &[("rotated", "false")]),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(
-            &text,
+    const FAKE: &[(&str, &str)] = &[("provider", "fake")];
+    let want: [Sample; 8] = [
+        ("node_publish_total", FAKE, 2.0, ""),
+        ("rotation_reconcile_total", &[("rotated", "true")], 1.0, ""),
+        ("rotation_reconcile_total", &[("rotated", "false")], 1.0, ""),
+        (
             "rotation_reconcile_error_total",
-            &[("error_type", "GRPCProviderError")]
+            &[("error_type", "GRPCProviderError")],
+            1.0,
+            "",
         ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(
-            &text,
+        (
             "node_publish_error_total",
-            &[("error_type", "SecretProviderClassNotFound")]
+            &[("error_type", "SecretProviderClassNotFound")],
+            1.0,
+            "",
         ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(
-            &text,
+        (
             "node_publish_error_total",
-            &[("error_type", "InvalidRequest")]
+            &[("error_type", "InvalidRequest")],
+            1.0,
+            "",
         ),
-        1.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "node_publish_error_total", &fake),
-        0.0,
-        "a hidden refresh failure is not a publish error: {text}"
-    );
-    assert_eq!(metric(&text, "node_unpublish_total", &[]), 2.0, "{text}");
+        (
+            "node_publish_error_total",
+            FAKE,
+            0.0,
+            "a hidden refresh failure is not a publish error",
+        ),
+        ("node_unpublish_total", &[], 2.0, ""),
+    ];
+    for (name, labels, value, why) in want {
+        assert_eq!(
+            metric(&text, name, labels),
+            value,
+            "{name} {labels:?} {why}: {text}"
+        );
+    }
     Ok(())
 }
