@@ -21,20 +21,49 @@ struct Recorder {
     unpublishes: Arc<Mutex<Vec<csi::NodeUnpublishVolumeRequest>>>,
 }
 
-#[tonic::async_trait]
-impl Node for Recorder {
-    async fn node_stage_volume(
-        &self,
-        _: Request<csi::NodeStageVolumeRequest>,
-    ) -> Result<Response<csi::NodeStageVolumeResponse>, Status> {
-        Err(Status::unimplemented("not recorded"))
+impl Recorder {
+    fn last_publish(&self) -> csi::NodePublishVolumeRequest {
+        self.publishes
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("one publish")
     }
-    async fn node_unstage_volume(
-        &self,
-        _: Request<csi::NodeUnstageVolumeRequest>,
-    ) -> Result<Response<csi::NodeUnstageVolumeResponse>, Status> {
-        Err(Status::unimplemented("not recorded"))
+
+    fn last_unpublish(&self) -> csi::NodeUnpublishVolumeRequest {
+        self.unpublishes
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("one unpublish")
     }
+}
+
+/// `impl Node for Recorder`: the RPCs named first answer `Unimplemented`
+/// (kubelet's publish path never sends them); the rest are written out.
+macro_rules! node_impl {
+    ($($name:ident($req:ident) -> $resp:ident),*; $($rest:tt)*) => {
+        #[tonic::async_trait]
+        impl Node for Recorder {
+            $(
+                async fn $name(
+                    &self,
+                    _: Request<csi::$req>,
+                ) -> Result<Response<csi::$resp>, Status> {
+                    Err(Status::unimplemented("not recorded"))
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+
+node_impl! {
+    node_stage_volume(NodeStageVolumeRequest) -> NodeStageVolumeResponse,
+    node_unstage_volume(NodeUnstageVolumeRequest) -> NodeUnstageVolumeResponse,
+    node_get_volume_stats(NodeGetVolumeStatsRequest) -> NodeGetVolumeStatsResponse,
+    node_expand_volume(NodeExpandVolumeRequest) -> NodeExpandVolumeResponse;
+
     async fn node_publish_volume(
         &self,
         r: Request<csi::NodePublishVolumeRequest>,
@@ -42,6 +71,7 @@ impl Node for Recorder {
         self.publishes.lock().expect("lock").push(r.into_inner());
         Ok(Response::new(csi::NodePublishVolumeResponse {}))
     }
+
     async fn node_unpublish_volume(
         &self,
         r: Request<csi::NodeUnpublishVolumeRequest>,
@@ -49,18 +79,7 @@ impl Node for Recorder {
         self.unpublishes.lock().expect("lock").push(r.into_inner());
         Ok(Response::new(csi::NodeUnpublishVolumeResponse {}))
     }
-    async fn node_get_volume_stats(
-        &self,
-        _: Request<csi::NodeGetVolumeStatsRequest>,
-    ) -> Result<Response<csi::NodeGetVolumeStatsResponse>, Status> {
-        Err(Status::unimplemented("not recorded"))
-    }
-    async fn node_expand_volume(
-        &self,
-        _: Request<csi::NodeExpandVolumeRequest>,
-    ) -> Result<Response<csi::NodeExpandVolumeResponse>, Status> {
-        Err(Status::unimplemented("not recorded"))
-    }
+
     async fn node_get_capabilities(
         &self,
         _: Request<csi::NodeGetCapabilitiesRequest>,
@@ -69,6 +88,7 @@ impl Node for Recorder {
             capabilities: vec![],
         }))
     }
+
     async fn node_get_info(
         &self,
         _: Request<csi::NodeGetInfoRequest>,
@@ -157,12 +177,7 @@ async fn publish_and_unpublish_have_kubelets_shape() -> anyhow::Result<()> {
         .await?
         .map_err(|s| anyhow::anyhow!("{s}"))?;
 
-    let req = recorder
-        .publishes
-        .lock()
-        .expect("lock")
-        .pop()
-        .expect("one publish");
+    let req = recorder.last_publish();
     let target = root.join(format!(
         "pods/{uid}/volumes/kubernetes.io~csi/secrets/mount"
     ));
@@ -234,12 +249,7 @@ async fn publish_and_unpublish_have_kubelets_shape() -> anyhow::Result<()> {
     sim.unpublish(&pod, "secrets")
         .await?
         .map_err(|s| anyhow::anyhow!("{s}"))?;
-    let un = recorder
-        .unpublishes
-        .lock()
-        .expect("lock")
-        .pop()
-        .expect("one unpublish");
+    let un = recorder.last_unpublish();
     assert_eq!(un.volume_id, volume_handle(&uid, "secrets"));
     assert_eq!(un.target_path, target.display().to_string());
     Ok(())
@@ -262,12 +272,7 @@ async fn tokens_go_in_secrets_when_the_csidriver_says_so() -> anyhow::Result<()>
     sim.publish(&pod, "secrets", &tokens)
         .await?
         .map_err(|s| anyhow::anyhow!("{s}"))?;
-    let req = recorder
-        .publishes
-        .lock()
-        .expect("lock")
-        .pop()
-        .expect("one publish");
+    let req = recorder.last_publish();
     assert!(
         !req.volume_context
             .contains_key(kubelet::SERVICE_ACCOUNT_TOKENS)
