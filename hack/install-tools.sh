@@ -62,58 +62,41 @@ k8s_ldflags() {
   echo "-s$x"
 }
 
-# A wrapper Go module that requires k8s.io/kubernetes and replaces every
-# staging module (listed in that version's own go.mod) with its tagged twin.
-install_kubernetes() {
-  local v=$K8S_VERSION d=$ROOT/kubernetes/$K8S_VERSION-$K8S_BUILD
-  if ! is_done kubernetes "$v-$K8S_BUILD"; then
-    log "building kube-apiserver, kube-controller-manager, kubectl $v (several minutes on first run)"
+# k8s_build TOOL COMMAND...: k8s.io/kubernetes/cmd/COMMAND at $K8S_VERSION,
+# from a wrapper Go module that requires k8s.io/kubernetes and replaces every
+# staging module (listed in that version's own go.mod) with its tagged twin;
+# cached as TOOL.
+k8s_build() {
+  local tool=$1 v=$K8S_VERSION d=$ROOT/$1/$K8S_VERSION-$K8S_BUILD
+  shift
+  if ! is_done "$tool" "$v-$K8S_BUILD"; then
+    log "building $* $v (several minutes on first run)"
     mkdir -p "$d/src" "$d/bin"
     (
       cd "$d/src"
-      [ -f go.mod ] || go mod init tools.local/kubernetes >/dev/null
-      local staging=0.${v#1.} gm
+      [ -f go.mod ] || go mod init "tools.local/$tool" >/dev/null
+      local staging=0.${v#1.} gm c pkgs=()
       gm=$(gomod_file "k8s.io/kubernetes@v$v")
       for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$gm"); do
         go mod edit -replace="$m=$m@v$staging"
       done
-      go get "k8s.io/kubernetes/cmd/kube-apiserver@v$v" \
-        "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" "k8s.io/kubernetes/cmd/kubectl@v$v"
-      for c in kube-apiserver kube-controller-manager kubectl; do
+      for c in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$c@v$v"); done
+      go get "${pkgs[@]}"
+      for c in "$@"; do
         log "go build $c"
         go build -trimpath -ldflags="$(k8s_ldflags "$v")" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
       done
     )
-    mark_done kubernetes "$v-$K8S_BUILD"
+    mark_done "$tool" "$v-$K8S_BUILD"
   fi
-  for c in kube-apiserver kube-controller-manager kubectl; do link "$c" "$d/bin/$c"; done
+  for c in "$@"; do link "$c" "$d/bin/$c"; done
 }
 
-# The real node: kubelet and kube-scheduler from the same wrapper module
-# (kept in its own cache entry so the control-plane build stays cached).
-install_kube_node() {
-  local v=$K8S_VERSION d=$ROOT/kube-node/$K8S_VERSION-$K8S_BUILD
-  if ! is_done kube-node "$v-$K8S_BUILD"; then
-    log "building kubelet, kube-scheduler $v (several minutes on first run)"
-    mkdir -p "$d/src" "$d/bin"
-    (
-      cd "$d/src"
-      [ -f go.mod ] || go mod init tools.local/kube-node >/dev/null
-      local staging=0.${v#1.} gm
-      gm=$(gomod_file "k8s.io/kubernetes@v$v")
-      for m in $(awk '/=> \.\/staging\/src\//{print $1}' "$gm"); do
-        go mod edit -replace="$m=$m@v$staging"
-      done
-      go get "k8s.io/kubernetes/cmd/kubelet@v$v" "k8s.io/kubernetes/cmd/kube-scheduler@v$v"
-      for c in kubelet kube-scheduler; do
-        log "go build $c"
-        go build -trimpath -ldflags="$(k8s_ldflags "$v")" -o "$d/bin/$c" "k8s.io/kubernetes/cmd/$c"
-      done
-    )
-    mark_done kube-node "$v-$K8S_BUILD"
-  fi
-  for c in kubelet kube-scheduler; do link "$c" "$d/bin/$c"; done
-}
+install_kubernetes() { k8s_build kubernetes kube-apiserver kube-controller-manager kubectl; }
+
+# The real node: kubelet and kube-scheduler (kept in its own cache entry so
+# the control-plane build stays cached).
+install_kube_node() { k8s_build kube-node kubelet kube-scheduler; }
 
 # containerd 2.x (daemon, ctr, runc shim) from its Go module; runc, the CNI
 # plugins, bats and busybox-static (for the busybox test image) from Debian.
@@ -158,22 +141,33 @@ apt_tools() {
 # The kubelet plugin sidecars, built offline (vendored) from the archives in
 # ../shared/peers, for the node images.
 install_csi_sidecars() {
-  peer_vendored node-driver-registrar "$REGISTRAR_VERSION" csi-node-driver-registrar ./cmd/csi-node-driver-registrar
-  peer_vendored livenessprobe "$LIVENESSPROBE_VERSION" livenessprobe ./cmd/livenessprobe
+  CGO_ENABLED=0 peer_build node-driver-registrar "$REGISTRAR_VERSION" "node-driver-registrar-$REGISTRAR_VERSION.tar.gz" \
+    csi-node-driver-registrar ./cmd/csi-node-driver-registrar -mod=vendor -ldflags="-s -X main.version=$REGISTRAR_VERSION"
+  CGO_ENABLED=0 peer_build livenessprobe "$LIVENESSPROBE_VERSION" "livenessprobe-$LIVENESSPROBE_VERSION.tar.gz" \
+    livenessprobe ./cmd/livenessprobe -mod=vendor -ldflags="-s -X main.version=$LIVENESSPROBE_VERSION"
 }
 
-# peer_vendored NAME VERSION BINARY PACKAGE: build a vendored archive of ../shared/peers.
-peer_vendored() {
-  local name=$1 v=$2 bin=$3 pkg=$4 d=$ROOT/$1/$2
-  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/$name-$v.tar.gz
-  if ! is_done "$name" "$v"; then
-    [ -f "$archive" ] || { log "missing $archive"; return 1; }
-    log "building $bin $v from $(basename "$archive")"
-    rm -rf "$d/src"
-    mkdir -p "$d/src" "$d/bin"
-    tar -xzf "$archive" -C "$d/src" --strip-components=1
-    (cd "$d/src" && CGO_ENABLED=0 go build -mod=vendor -trimpath -ldflags="-s -X main.version=$v" -o "$d/bin/$bin" "$pkg")
-    mark_done "$name" "$v"
+# peer_src TOOL VERSION ARCHIVE: unpacks ARCHIVE, kept in ../shared/peers
+# beside the clone ($SSCSI_PEERS_DIR overrides that directory), into
+# $ROOT/TOOL/VERSION/src.
+peer_src() {
+  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/$3 d=$ROOT/$1/$2
+  [ -f "$archive" ] || { log "missing $archive"; return 1; }
+  log "building $1 $2 from $(basename "$archive")"
+  rm -rf "$d/src"
+  mkdir -p "$d/src" "$d/bin"
+  tar -xzf "$archive" -C "$d/src" --strip-components=1
+}
+
+# peer_build TOOL VERSION ARCHIVE BINARY PACKAGE [GO BUILD FLAGS...]: builds
+# BINARY from the unpacked ARCHIVE once per version, and links it.
+peer_build() {
+  local tool=$1 v=$2 archive=$3 bin=$4 pkg=$5 d=$ROOT/$1/$2
+  shift 5
+  if ! is_done "$tool" "$v"; then
+    peer_src "$tool" "$v" "$archive"
+    (cd "$d/src" && go build "$@" -trimpath -o "$d/bin/$bin" "$pkg")
+    mark_done "$tool" "$v"
   fi
   link "$bin" "$d/bin/$bin"
 }
@@ -182,13 +176,8 @@ peer_vendored() {
 # upstream bats suite; also keeps the upstream source tree (bats files, chart).
 install_upstream_e2e_provider() {
   local v=$SSCSI_VERSION d=$ROOT/upstream-e2e-provider/$SSCSI_VERSION
-  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-$v.tar.gz
   if ! is_done upstream-e2e-provider "$v"; then
-    [ -f "$archive" ] || { log "missing $archive"; return 1; }
-    log "building the upstream e2e provider $v"
-    rm -rf "$d/src"
-    mkdir -p "$d/src" "$d/bin"
-    tar -xzf "$archive" -C "$d/src" --strip-components=1
+    peer_src upstream-e2e-provider "$v" "secrets-store-csi-driver-$v.tar.gz"
     (
       cd "$d/src/test/e2eprovider"
       go mod edit -replace="monis.app/mlog=$HACK/go/mlog"
@@ -201,19 +190,7 @@ install_upstream_e2e_provider() {
 }
 
 install_etcd() {
-  local v=$ETCD_VERSION d=$ROOT/etcd/$ETCD_VERSION
-  if ! is_done etcd "$v"; then
-    log "building etcd $v"
-    mkdir -p "$d/src" "$d/bin"
-    (
-      cd "$d/src"
-      [ -f go.mod ] || go mod init tools.local/etcd >/dev/null
-      go get "go.etcd.io/etcd/server/v3@v$v"
-      go build -trimpath -ldflags=-s -o "$d/bin/etcd" go.etcd.io/etcd/server/v3
-    )
-    mark_done etcd "$v"
-  fi
-  link etcd "$d/bin/etcd"
+  wrapper_build etcd "$ETCD_VERSION" etcd "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
 }
 
 # go_install TOOL VERSION PACKAGE@REF BINARY: plain `go install` (no replaces).
@@ -255,14 +232,7 @@ install_kubeconform() {
 
 # umoci and skopeo, Debian packages: hack/images.sh builds OCI archives with
 # umoci, the image test inspects them with skopeo.
-install_image_tools() {
-  local missing=() c
-  for c in umoci skopeo; do command -v "$c" >/dev/null || missing+=("$c"); done
-  [ ${#missing[@]} -gt 0 ] || return 0
-  log "apt-get install ${missing[*]}"
-  apt-get install -y -q "${missing[@]}" >/dev/null ||
-    { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
-}
+install_image_tools() { apt_tools umoci:umoci skopeo:skopeo; }
 
 # Modules whose go.mod has replace lines need a wrapper module.
 wrapper_build() {
@@ -321,69 +291,28 @@ install_csi_liveness_probe() {
 # (vendored) from the archive kept in ../shared/peers beside the clone
 # ($SSCSI_PEERS_DIR overrides that directory).
 install_upstream_alibaba_provider() {
-  local v=$ALIBABA_PROVIDER_VERSION name=upstream-alibaba-provider
-  local d=$ROOT/$name/$v
-  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-provider-alibaba-cloud-$v.tar.gz
-  if ! is_done "$name" "$v"; then
-    [ -f "$archive" ] || { log "missing $archive"; return 1; }
-    log "building $name $v from $(basename "$archive")"
-    rm -rf "$d/src"
-    mkdir -p "$d/src" "$d/bin"
-    tar -xzf "$archive" -C "$d/src" --strip-components=1
-    (
-      cd "$d/src"
-      go build -mod=vendor -trimpath -ldflags="-s -X github.com/AliyunContainerService/secrets-store-csi-driver-provider-alibaba-cloud/server.Version=v$v" \
-        -o "$d/bin/$name" .
-    )
-    mark_done "$name" "$v"
-  fi
-  link "$name" "$d/bin/$name"
+  local v=$ALIBABA_PROVIDER_VERSION
+  peer_build upstream-alibaba-provider "$v" "secrets-store-csi-driver-provider-alibaba-cloud-$v.tar.gz" \
+    upstream-alibaba-provider . -mod=vendor \
+    -ldflags="-s -X github.com/AliyunContainerService/secrets-store-csi-driver-provider-alibaba-cloud/server.Version=v$v"
 }
 
 # HashiCorp's vault-csi-provider, the Vault provider's differential peer
 # (BUSL-1.1: test use only), built from the archive kept in ../shared/peers
 # with its dependencies from the Go module proxy.
 install_upstream_vault_provider() {
-  local v=$VAULT_PROVIDER_VERSION name=upstream-vault-provider
-  local d=$ROOT/$name/$v
-  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/vault-csi-provider-v$v.tar.gz
-  if ! is_done "$name" "$v"; then
-    [ -f "$archive" ] || { log "missing $archive"; return 1; }
-    log "building $name $v from $(basename "$archive")"
-    rm -rf "$d/src"
-    mkdir -p "$d/src" "$d/bin"
-    tar -xzf "$archive" -C "$d/src" --strip-components=1
-    (
-      cd "$d/src"
-      go build -trimpath -ldflags="-s -X github.com/hashicorp/vault-csi-provider/internal/version.GitVersion=v$v" \
-        -o "$d/bin/$name" .
-    )
-    mark_done "$name" "$v"
-  fi
-  link "$name" "$d/bin/$name"
+  local v=$VAULT_PROVIDER_VERSION
+  peer_build upstream-vault-provider "$v" "vault-csi-provider-v$v.tar.gz" upstream-vault-provider . \
+    -ldflags="-s -X github.com/hashicorp/vault-csi-provider/internal/version.GitVersion=v$v"
 }
 
 # The real upstream AWS provider, a differential peer, built from the archive
 # kept in ../shared/peers beside the clone (dependencies from the Go module
 # proxy; $SSCSI_PEERS_DIR overrides that directory).
 install_upstream_aws_provider() {
-  local v=$AWS_PROVIDER_VERSION name=upstream-aws-provider
-  local d=$ROOT/$name/$v
-  local archive=${SSCSI_PEERS_DIR:-$HACK/../../shared/peers}/secrets-store-csi-driver-provider-aws-$v.tar.gz
-  if ! is_done "$name" "$v"; then
-    [ -f "$archive" ] || { log "missing $archive"; return 1; }
-    log "building $name $v from $(basename "$archive")"
-    rm -rf "$d/src"
-    mkdir -p "$d/src" "$d/bin"
-    tar -xzf "$archive" -C "$d/src" --strip-components=1
-    (
-      cd "$d/src"
-      go build -trimpath -ldflags="-s -X github.com/aws/secrets-store-csi-driver-provider-aws/server.Version=v$v -X github.com/aws/secrets-store-csi-driver-provider-aws/server.ProviderVersion=$v" \
-        -o "$d/bin/$name" .
-    )
-    mark_done "$name" "$v"
-  fi
-  link "$name" "$d/bin/$name"
+  local v=$AWS_PROVIDER_VERSION p=github.com/aws/secrets-store-csi-driver-provider-aws/server
+  peer_build upstream-aws-provider "$v" "secrets-store-csi-driver-provider-aws-$v.tar.gz" upstream-aws-provider . \
+    -ldflags="-s -X $p.Version=v$v -X $p.ProviderVersion=$v"
 }
 
 # cargo-fuzz for hack/fuzz.sh (libFuzzer; runs on stable with --sanitizer none).
