@@ -4,7 +4,9 @@
 //! [`v1alpha1`] is served, deprecated, for older manifests. The schemas are
 //! the same as the upstream driver's (v1.6.0), which a test checks against the
 //! upstream CRD YAML. This crate also owns the label keys and the
-//! SecretProviderClassPodStatus naming rule that driver and sync share.
+//! SecretProviderClassPodStatus naming rule that driver and sync share, and
+//! the pod-bound TokenRequest kubelet makes for a CSIDriver's
+//! `tokenRequests`.
 //!
 //! It does no I/O; reading and writing these objects is the driver's job.
 
@@ -23,6 +25,34 @@ pub const MANAGED_LABEL: &str = "secrets-store.csi.k8s.io/managed";
 
 /// Label an operator puts on a nodePublishSecretRef Secret so the driver watches it.
 pub const USED_LABEL: &str = "secrets-store.csi.k8s.io/used";
+
+/// The TokenRequest kubelet makes for one of a CSIDriver's `tokenRequests`:
+/// a token for `audience`, valid `expiration_seconds`, bound to the pod
+/// `pod` (`uid`). The driver's refresh and the kubelet simulator both mint
+/// with it.
+pub fn pod_token_request(
+    audience: String,
+    expiration_seconds: i64,
+    pod: &str,
+    uid: &str,
+) -> k8s_openapi::api::authentication::v1::TokenRequest {
+    use k8s_openapi::api::authentication::v1::{
+        BoundObjectReference, TokenRequest, TokenRequestSpec,
+    };
+    TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![audience]),
+            expiration_seconds: Some(expiration_seconds),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.into()),
+                uid: Some(uid.into()),
+            }),
+        }),
+        ..Default::default()
+    }
+}
 
 /// Name of the SecretProviderClassPodStatus for one pod and one class:
 /// `<pod>-<namespace>-<spc>`, untruncated, exactly as upstream names it.

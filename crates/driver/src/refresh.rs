@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{CSIVolumeSource, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::Api;
@@ -238,19 +237,12 @@ async fn mint_tokens(
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let mut out = ServiceAccountTokens::default();
     for r in requests {
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                audiences: Some(vec![r.audience.clone()]),
-                expiration_seconds: Some(r.expiration_seconds.unwrap_or(3600)),
-                bound_object_ref: Some(BoundObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: Some(pod.into()),
-                    uid: Some(uid.into()),
-                }),
-            }),
-            ..Default::default()
-        };
+        let request = secrets_store_crds::pod_token_request(
+            r.audience.clone(),
+            r.expiration_seconds.unwrap_or(3600),
+            pod,
+            uid,
+        );
         let status = accounts
             .create_token_request(service_account, &PostParams::default(), &request)
             .await?

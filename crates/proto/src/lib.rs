@@ -8,7 +8,8 @@
 //!   providers and called by the driver.
 //!
 //! Beside the generated code sit the wire contract's attribute keys and the
-//! service-account-token JSON ([`attributes`]), and `Debug` of the messages
+//! service-account-token JSON ([`attributes`]), kubelet's volume handle and
+//! target path layout ([`kubelet`]), and `Debug` of the messages
 //! that carry secrets, tokens or file contents, which prints them redacted.
 //! Behaviour (validation, dialling) belongs to the crates that use these
 //! types. [`PROTO_DIR`] points at the sources so tests can prove wire
@@ -16,6 +17,7 @@
 
 pub mod attributes;
 mod debug;
+pub mod kubelet;
 
 /// Directory holding this crate's `.proto` sources.
 pub const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");

@@ -5,12 +5,13 @@
 //! fsGroup as the mount group, tokens in the context or the CSI secrets.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use secrets_store_proto::attributes::SERVICE_ACCOUNT_TOKENS;
 use secrets_store_proto::csi::v1 as csi;
 use secrets_store_proto::csi::v1::node_client::NodeClient;
-use sha2::{Digest, Sha256};
+use secrets_store_proto::kubelet::inline_volume_capability;
+pub use secrets_store_proto::kubelet::{target_path, volume_handle};
 
 use crate::cli::{NodeArgs, PublishArgs, UnpublishArgs};
 use crate::fill::{self, Pod};
@@ -53,24 +54,6 @@ pub enum Error {
         /// The driver's message.
         message: String,
     },
-}
-
-/// kubelet's handle of an inline volume: `csi-` and the hex SHA-256 of the
-/// pod UID followed by the volume name.
-pub fn volume_handle(pod_uid: &str, volume: &str) -> String {
-    let digest = Sha256::digest(format!("{pod_uid}{volume}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("csi-{hex}")
-}
-
-/// kubelet's target path of a pod's CSI volume.
-pub fn target_path(kubelet_dir: &Path, pod_uid: &str, volume: &str) -> PathBuf {
-    kubelet_dir
-        .join("pods")
-        .join(pod_uid)
-        .join("volumes/kubernetes.io~csi")
-        .join(volume)
-        .join("mount")
 }
 
 async fn client(node: &NodeArgs) -> Result<NodeClient<tonic::transport::Channel>, Error> {
@@ -127,17 +110,10 @@ pub fn publish_request(args: &PublishArgs) -> Result<csi::NodePublishVolumeReque
             .clone()
             .unwrap_or_else(|| volume_handle(uid, &node.volume)),
         target_path: target.display().to_string(),
-        volume_capability: Some(csi::VolumeCapability {
-            access_mode: Some(csi::volume_capability::AccessMode {
-                mode: csi::volume_capability::access_mode::Mode::SingleNodeWriter as i32,
-            }),
-            access_type: Some(csi::volume_capability::AccessType::Mount(
-                csi::volume_capability::MountVolume {
-                    volume_mount_group: args.fs_group.map(|g| g.to_string()).unwrap_or_default(),
-                    ..Default::default()
-                },
-            )),
-        }),
+        volume_capability: Some(inline_volume_capability(
+            String::new(),
+            args.fs_group.map(|g| g.to_string()).unwrap_or_default(),
+        )),
         readonly: true,
         secrets,
         volume_context: context,

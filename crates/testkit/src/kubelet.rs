@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     CSIVolumeSource, Container, LocalObjectReference, Pod, PodSecurityContext, PodSpec, Secret,
     ServiceAccount, Volume, VolumeMount,
@@ -29,8 +28,10 @@ use k8s_openapi::api::core::v1::{
 use kube::api::{Api, PostParams};
 use secrets_store_proto::csi::v1 as csi;
 use secrets_store_proto::csi::v1::node_client::NodeClient;
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
+
+use secrets_store_proto::kubelet::inline_volume_capability;
+pub use secrets_store_proto::kubelet::volume_handle;
 
 pub use secrets_store_proto::attributes::{
     EPHEMERAL, POD_NAME, POD_NAMESPACE, POD_UID, SECRET_PROVIDER_CLASS, SERVICE_ACCOUNT_NAME,
@@ -204,12 +205,7 @@ impl Kubelet {
 
     /// kubelet's target path for a pod's volume.
     pub fn target_path(&self, pod_uid: &str, volume: &str) -> PathBuf {
-        self.root
-            .join("pods")
-            .join(pod_uid)
-            .join("volumes/kubernetes.io~csi")
-            .join(volume)
-            .join("mount")
+        secrets_store_proto::kubelet::target_path(&self.root, pod_uid, volume)
     }
 
     /// Builds the NodePublishVolume request kubelet would send for `volume`
@@ -292,18 +288,10 @@ impl Kubelet {
             publish_context: HashMap::new(),
             staging_target_path: String::new(),
             target_path: target.display().to_string(),
-            volume_capability: Some(csi::VolumeCapability {
-                access_mode: Some(csi::volume_capability::AccessMode {
-                    mode: csi::volume_capability::access_mode::Mode::SingleNodeWriter as i32,
-                }),
-                access_type: Some(csi::volume_capability::AccessType::Mount(
-                    csi::volume_capability::MountVolume {
-                        fs_type: source.fs_type.clone().unwrap_or_default(),
-                        mount_flags: Vec::new(),
-                        volume_mount_group: fs_group.map(|g| g.to_string()).unwrap_or_default(),
-                    },
-                )),
-            }),
+            volume_capability: Some(inline_volume_capability(
+                source.fs_type.clone().unwrap_or_default(),
+                fs_group.map(|g| g.to_string()).unwrap_or_default(),
+            )),
             readonly: source.read_only.unwrap_or(false),
             secrets,
             volume_context: context,
@@ -366,19 +354,12 @@ impl Kubelet {
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
         let mut out = ServiceAccountTokens::default();
         for aud in &opts.audiences {
-            let req = TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    audiences: Some(vec![aud.clone()]),
-                    expiration_seconds: Some(opts.expiration_seconds.unwrap_or(3600)),
-                    bound_object_ref: Some(BoundObjectReference {
-                        api_version: Some("v1".into()),
-                        kind: Some("Pod".into()),
-                        name: Some(pod.into()),
-                        uid: Some(uid.into()),
-                    }),
-                }),
-                ..Default::default()
-            };
+            let req = secrets_store_crds::pod_token_request(
+                aud.clone(),
+                opts.expiration_seconds.unwrap_or(3600),
+                pod,
+                uid,
+            );
             let tr = api
                 .create_token_request(sa, &PostParams::default(), &req)
                 .await
@@ -390,12 +371,4 @@ impl Kubelet {
         }
         Ok(out.to_json())
     }
-}
-
-/// kubelet's volume handle for an ephemeral inline volume:
-/// `csi-` + hex SHA-256 of pod UID followed by the volume name.
-pub fn volume_handle(pod_uid: &str, volume: &str) -> String {
-    let digest = Sha256::digest(format!("{pod_uid}{volume}").as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("csi-{hex}")
 }
