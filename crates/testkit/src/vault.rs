@@ -100,7 +100,11 @@ impl OpenBao {
     /// of the module doc, and the service accounts and RBAC of the
     /// providers (the chart's) and of OpenBao's token reviewer.
     pub async fn start(cp: &ControlPlane) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("openbao-").tempdir()?;
+        // Inside the control plane's directory: a shared one is never dropped,
+        // and the next run removes it with the control plane's.
+        let dir = tempfile::Builder::new()
+            .prefix("openbao-")
+            .tempdir_in(cp.dir())?;
         let port = free_port()?;
         let home = dir.path().display().to_string();
         let process = Process::spawn(
