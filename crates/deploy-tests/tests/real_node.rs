@@ -150,11 +150,6 @@ fn install_ours(node: &Node, emu: &Emulator) -> anyhow::Result<()> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let kubelet = node.kubelet_dir().display().to_string();
-    args.push(format!("--set=linux.kubeletRootDir={kubelet}"));
-    args.push(format!(
-        "--set=secrets-store-csi-driver.linux.kubeletRootDir={kubelet}"
-    ));
     args.extend(SUBCHART_SIDECARS.iter().map(|s| s.to_string()));
     node.helm(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     // The chart has no endpoint values: point the provider at the emulator.
@@ -463,11 +458,6 @@ fn install_for_bats(node: &Node, way: Way) -> anyhow::Result<()> {
         "--set=tokenRequests[0].audience=aud1",
         "--set=tokenRequests[1].audience=aud2",
     ];
-    let kubelet = format!(
-        "--set=linux.kubeletRootDir={}",
-        node.kubelet_dir().display()
-    );
-    args.push(&kubelet);
     args.extend_from_slice(SIDECARS);
     let version = format!("--set=linux.image.tag=v{}", env!("CARGO_PKG_VERSION"));
     if let Way::UpstreamChartOurImage = way {
@@ -502,6 +492,8 @@ fn install_for_bats(node: &Node, way: Way) -> anyhow::Result<()> {
 struct BatsResult {
     ok: bool,
     name: String,
+    /// Since the previous test's result line (or the suite's start).
+    took: Duration,
 }
 
 /// Runs `test/bats/e2e-provider.bats` unchanged (`bats --tap`), echoes its
@@ -517,9 +509,13 @@ fn run_bats(node: &Node, way: Way) -> anyhow::Result<Vec<BatsResult>> {
         .spawn()?;
     let stdout = child.stdout.take().context("bats stdout")?;
     let mut results = Vec::new();
+    let mut last = started;
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
-        eprintln!("[bats {way:?}] {line}");
+        eprintln!(
+            "[bats {way:?} {:>5.1}s] {line}",
+            started.elapsed().as_secs_f64()
+        );
         let (ok, rest) = match line.strip_prefix("ok ") {
             Some(r) => (true, r),
             None => match line.strip_prefix("not ok ") {
@@ -528,7 +524,12 @@ fn run_bats(node: &Node, way: Way) -> anyhow::Result<Vec<BatsResult>> {
             },
         };
         let name = rest.split_once(' ').map_or(rest, |(_, n)| n).to_string();
-        results.push(BatsResult { ok, name });
+        results.push(BatsResult {
+            ok,
+            name,
+            took: last.elapsed(),
+        });
+        last = std::time::Instant::now();
     }
     child.wait()?;
     let failed = results.iter().filter(|r| !r.ok).count();
@@ -537,19 +538,14 @@ fn run_bats(node: &Node, way: Way) -> anyhow::Result<Vec<BatsResult>> {
         results.len(),
         started.elapsed()
     );
+    for (i, r) in results.iter().enumerate() {
+        let verdict = if r.ok { "ok" } else { "not ok" };
+        let secs = r.took.as_secs_f64();
+        eprintln!("==   {:>2} {verdict:<6} {secs:>6.1}s {}", i + 1, r.name);
+    }
     anyhow::ensure!(!results.is_empty(), "bats ran no test");
     Ok(results)
 }
-
-/// Bats tests that fail for our driver for a documented reason
-/// (COMPATIBILITY.md, "Upstream's e2e suite").
-/// Each counts the synced Secret's ownerReferences, which upstream sets to
-/// the pods' owners (one per Deployment) and we to the consuming Pods.
-const KNOWN_DIFFERENCES: &[&str] = &[
-    "Sync with K8s secrets - read secret from pod, read K8s secret, read env var, check secret ownerReferences with multiple owners",
-    "Sync with K8s secrets - delete deployment, check owner ref updated, check secret deleted",
-    "Test Namespaced scope SecretProviderClass - Sync with K8s secrets - read secret from pod, read K8s secret, read env var, check secret ownerReferences",
-];
 
 async fn bats_way(way: Way) -> anyhow::Result<()> {
     let _turn = TURN.lock().await;
@@ -583,7 +579,7 @@ async fn bats_way(way: Way) -> anyhow::Result<()> {
     uninstall(node, "csi-secrets-store");
     let failing: Vec<String> = results?
         .into_iter()
-        .filter(|r| !r.ok && !KNOWN_DIFFERENCES.contains(&r.name.as_str()))
+        .filter(|r| !r.ok)
         .map(|r| r.name)
         .collect();
     anyhow::ensure!(
@@ -593,20 +589,20 @@ async fn bats_way(way: Way) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// About 4 minutes (the suite sleeps 145 s and waits on pods' grace periods).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 8 minutes (the suite sleeps 150 s); hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_our_chart() -> anyhow::Result<()> {
     bats_way(Way::OurChart).await
 }
 
+/// The operator's migration path: same chart, new image (about 4 minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about 8 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_upstream_chart_and_our_image() -> anyhow::Result<()> {
     bats_way(Way::UpstreamChartOurImage).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the baseline, about 8 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
+#[ignore = "the baseline, about 4 minutes; hack/test.sh runs it with SSCSI_BATS=all"]
 async fn upstream_bats_suite_passes_with_the_upstream_driver() -> anyhow::Result<()> {
     bats_way(Way::Upstream).await
 }

@@ -3,6 +3,12 @@
 //! plus containerd (runc, overlayfs or native snapshotter) and kubelet, and a
 //! bridge CNI network (host-local IPAM) so pods get IPs.
 //!
+//! kubelet's root directory is the default `/var/lib/kubelet` (as on an
+//! operator's node), so charts and manifests run with their defaults
+//! (upstream's chart passes the driver no kubelet directory). The node
+//! refuses to start while anything is mounted under it, and clears it
+//! before and after.
+//!
 //! The node's bridge gateway is the node IP; the API server listens there
 //! too and the `kubernetes` Service IP is forwarded to it (an iptables DNAT
 //! rule in a chain of the node's own), so in-cluster clients work without
@@ -13,8 +19,9 @@
 //! binaries). Teardown is done by a detached reaper script that waits for
 //! the test process to go away (or for [`Node`] to be dropped): it kills
 //! every process of the node's cgroups and containerd's shims, unmounts
-//! everything under the node's directory, removes the iptables chain, the
-//! bridge and the cgroups, and deletes the directory with containerd's state.
+//! everything under the node's directory and kubelet's, removes the iptables
+//! chain, the bridge and the cgroups, and deletes kubelet's directory and the
+//! node's directory with containerd's state.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -37,6 +44,8 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
 const POD_SUBNET: &str = "10.88.0.0/24";
 const BRIDGE: &str = "sscsi0";
 const CHAIN: &str = "SSCSI-NODE";
+/// kubelet's root directory: the default, as on an operator's node.
+const KUBELET_ROOT: &str = "/var/lib/kubelet";
 /// The sandbox (pause) image, built by `hack/node-images.sh`.
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10.1";
 
@@ -76,6 +85,7 @@ impl Node {
         let lock = std::fs::File::create(base.join("lock"))?;
         lock.lock().context("locking /tmp/sscsi-node/lock")?;
         let dir = base.join(format!("n{}", std::process::id()));
+        kubelet_root_free()?;
         let reaper = Reaper::spawn(&dir)?;
         std::fs::create_dir_all(&dir)?;
         let started = std::time::Instant::now();
@@ -94,7 +104,7 @@ impl Node {
             containerd: Some(containerd),
             cp: None,
             reaper,
-            kubelet_dir: dir.join("kubelet"),
+            kubelet_dir: PathBuf::from(KUBELET_ROOT),
             snapshotter,
             dir,
             _lock: lock,
@@ -305,8 +315,14 @@ kill_all() {{
   done
 }}
 kill_all
+# Mount points under the node's directory, kubelet's root and below (kubelet
+# bind-mounts its root onto itself to make it shared).
+ours() {{
+  awk -v d='{d}/' -v k='{KUBELET_ROOT}' \
+    'index($5, d) == 1 || $5 == k || index($5, k "/") == 1 {{ print $5 }}' /proc/self/mountinfo
+}}
 for i in 1 2 3; do
-  awk '{{print $5}}' /proc/self/mountinfo | grep -F '{d}/' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  ours | sort -r | xargs -r -n1 umount -l 2>/dev/null
 done
 iptables -t nat -D PREROUTING -j {CHAIN} 2>/dev/null
 iptables -t nat -D OUTPUT -j {CHAIN} 2>/dev/null
@@ -314,10 +330,32 @@ iptables -t nat -F {CHAIN} 2>/dev/null
 iptables -t nat -X {CHAIN} 2>/dev/null
 ip link del {BRIDGE} 2>/dev/null
 find /sys/fs/cgroup/*/{CHAIN_CG} -depth -type d -exec rmdir {{}} \; 2>/dev/null
+ours | grep -q . || rm -rf '{KUBELET_ROOT}'
 rm -rf '{d}' '{d}.teardown.sh' '{d}.teardown.log'
 "#,
         CHAIN_CG = CGROUP_ROOT.trim_start_matches('/'),
     )
+}
+
+/// Checks that nothing is mounted under [`KUBELET_ROOT`] (another kubelet
+/// or driver would be using it), then removes what a previous node left.
+fn kubelet_root_free() -> anyhow::Result<()> {
+    let root = Path::new(KUBELET_ROOT);
+    let used: Vec<PathBuf> = crate::mounts::read()?
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|m| m.starts_with(root))
+        .collect();
+    anyhow::ensure!(
+        used.is_empty(),
+        "{KUBELET_ROOT} is in use (mounted: {used:?}); the test node needs it for its kubelet"
+    );
+    match std::fs::remove_dir_all(root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("clearing {KUBELET_ROOT}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// kubelet's cgroup root (cgroupfs driver): every pod's cgroups are under it.
@@ -538,8 +576,8 @@ fn cni_config(cni: &Path) -> String {
 }
 
 fn start_kubelet(dir: &Path, cp: &ControlPlane) -> anyhow::Result<Process> {
-    let root = dir.join("kubelet");
-    std::fs::create_dir_all(&root)?;
+    let root = Path::new(KUBELET_ROOT);
+    std::fs::create_dir_all(root)?;
     let config = dir.join("kubelet.yaml");
     std::fs::write(&config, kubelet_config(dir)?)?;
     let path = format!(
