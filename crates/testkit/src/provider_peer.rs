@@ -41,7 +41,7 @@ enum Setup {
 
 /// Builds a [`Peer`]: program, arguments, environment and namespace set-up.
 /// The socket directory (a fresh temporary directory) is passed as
-/// `--provider-volume`.
+/// `--provider-volume`, or the socket itself as [`socket_flag`](Self::socket_flag).
 #[derive(Debug)]
 pub struct PeerBuilder {
     kind: Kind,
@@ -51,9 +51,21 @@ pub struct PeerBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     setup: Vec<Setup>,
+    socket_flag: Option<String>,
 }
 
 impl PeerBuilder {
+    /// Passes the socket path as `<flag>=<socket>` instead of the
+    /// directory as `--provider-volume` (vault-csi-provider's `-endpoint`).
+    pub fn socket_flag(mut self, flag: &str) -> Self {
+        self.socket_flag = Some(flag.into());
+        self
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join(format!("{}.sock", self.provider))
+    }
+
     /// The socket directory (also holds the log); write files the provider
     /// needs here before [`start`](Self::start).
     pub fn dir(&self) -> &Path {
@@ -125,7 +137,10 @@ impl PeerBuilder {
         args.extend(sources);
         args.push(self.program.display().to_string());
         args.extend(self.args.iter().cloned());
-        args.push(format!("--provider-volume={}", self.dir.path().display()));
+        args.push(match &self.socket_flag {
+            Some(flag) => format!("{flag}={}", self.socket().display()),
+            None => format!("--provider-volume={}", self.dir.path().display()),
+        });
         args
     }
 
@@ -145,7 +160,7 @@ impl PeerBuilder {
             &env,
             &self.dir.path().join("provider.log"),
         )?;
-        let socket = self.dir.path().join(format!("{}.sock", self.provider));
+        let socket = self.socket();
         crate::wait_for_socket(&socket)
             .await
             .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
@@ -184,6 +199,7 @@ impl Peer {
             args: Vec::new(),
             env: Vec::new(),
             setup: Vec::new(),
+            socket_flag: None,
         })
     }
 
@@ -262,4 +278,42 @@ pub async fn create_class(
         .await
         .with_context(|| format!("creating SecretProviderClass {ns}/{name}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_positional_and_the_socket_flag_comes_last() -> anyhow::Result<()> {
+        let b = Peer::builder(Kind::Upstream, "p", Path::new("/bin/provider"))?
+            .bind(Path::new("/tmp/hosts"), "/etc/hosts")
+            .tmpfs("/run")
+            .bind(Path::new("/tmp/sa"), "/run/sa")
+            .args(["-v=1"]);
+        let dir = b.dir().display().to_string();
+        let args = b.command();
+        assert_eq!(
+            args[3],
+            "{ [ -e '/etc/hosts' ] || mkdir -p '/etc/hosts'; } && mount --bind \"${1}\" '/etc/hosts' \
+             && mount -t tmpfs tmpfs '/run' \
+             && { [ -e '/run/sa' ] || mkdir -p '/run/sa'; } && mount --bind \"${2}\" '/run/sa' \
+             && shift 2 && exec \"$@\""
+        );
+        assert_eq!(
+            args[4..],
+            [
+                "peer".to_string(),
+                "/tmp/hosts".into(),
+                "/tmp/sa".into(),
+                "/bin/provider".into(),
+                "-v=1".into(),
+                format!("--provider-volume={dir}"),
+            ]
+        );
+        let b = Peer::builder(Kind::Ours, "vault", Path::new("/bin/v"))?.socket_flag("-endpoint");
+        let want = format!("-endpoint={}/vault.sock", b.dir().display());
+        assert_eq!(b.command().last(), Some(&want));
+        Ok(())
+    }
 }
