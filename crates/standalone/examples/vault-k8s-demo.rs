@@ -33,7 +33,7 @@ use secrets_store_crds::v1::{
 use secrets_store_proto::csi::v1::NodePublishVolumeRequest;
 use secrets_store_testkit::driver::DriverProcess;
 use secrets_store_testkit::process::free_port;
-use secrets_store_testkit::vault::{Kind, OpenBao, Peer};
+use secrets_store_testkit::vault::{Kind, OpenBao, Peer, start_peer};
 use secrets_store_testkit::{
     ControlPlane, ControlPlaneOptions, Kubelet, TestPod, TokenOptions, mounts, wait_for,
 };
@@ -90,7 +90,7 @@ impl Demo {
             "OpenBao dev server on {}: KV v2 secret demo/db; Kubernetes auth checks tokens with the API server's TokenReview; role \"demo\" for namespace {ns}, audience \"vault\"",
             bao.addr
         );
-        let provider = Peer::start(Kind::Ours, &bao, &[]).await?;
+        let provider = start_peer(Kind::Ours, &bao, &[]).await?;
         println!("our vault provider on {}", provider.socket().display());
         let work = tempfile::Builder::new()
             .prefix("secrets-store-k8s-demo-")

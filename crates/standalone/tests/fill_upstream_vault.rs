@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 use secrets_store_testkit::process::Process;
-use secrets_store_testkit::vault::{Kind, OpenBao, Peer};
+use secrets_store_testkit::vault::{Kind, OpenBao, start_peer};
 use secrets_store_testkit::{ControlPlane, wait_for};
 use serde_json::{Value, json};
 
@@ -87,7 +87,7 @@ async fn fills_through_the_upstream_vault_provider() -> anyhow::Result<()> {
     let kv1 = json!({"api": "v1-value"});
     bao.api("POST", &format!("kv1/fill/{ns}"), Some(kv1))
         .await?;
-    let upstream = Peer::start(Kind::Upstream, bao, &[]).await?;
+    let upstream = start_peer(Kind::Upstream, bao, &[]).await?;
 
     let dir = tempfile::Builder::new()
         .prefix("fill-upstream-")

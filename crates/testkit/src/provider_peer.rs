@@ -208,6 +208,16 @@ impl Peer {
         &self.socket
     }
 
+    /// The socket's directory (a driver's `--provider-volume`).
+    pub fn providers_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The provider's log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
     /// A provider client on the socket.
     pub async fn client(&self) -> anyhow::Result<CsiDriverProviderClient<Channel>> {
         Ok(CsiDriverProviderClient::new(

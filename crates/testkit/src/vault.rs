@@ -4,13 +4,13 @@
 //! [`OpenBao`] is a dev server on loopback (KV v2 at `secret/`, KV v1 at
 //! `kv1/`, a PKI engine at `pki/` with role `web`) whose Kubernetes auth
 //! method validates pod tokens through a real control plane's TokenReview.
-//! [`Peer`] runs a provider against it as the providers' service account:
+//! [`start_peer`] runs a provider against it as the providers' service account:
 //! ours, or HashiCorp's vault-csi-provider v1.7.4, which reads only
 //! in-cluster configuration and so runs in a private mount namespace
 //! (`unshare -m`) with the service-account directory bound at its
 //! in-cluster path.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -353,115 +353,53 @@ async fn token(client: &kube::Client, sa: &str) -> anyhow::Result<String> {
     tr.status.and_then(|s| s.token).context("no token")
 }
 
-/// Which provider binary a [`Peer`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Ours (`secrets-store-csi-driver-provider-vault`, built in this
-    /// workspace).
-    Ours,
-    /// HashiCorp's vault-csi-provider v1.7.4 (`hack/install-tools.sh`).
-    Upstream,
-}
+pub use crate::provider_peer::{Kind, Peer};
 
-/// A running Vault provider and its socket directory.
-pub struct Peer {
-    /// Which one.
-    pub kind: Kind,
-    /// The process.
-    pub process: Process,
-    /// Holds `vault.sock` and the log.
-    pub dir: tempfile::TempDir,
-}
-
-impl Peer {
-    /// Starts `kind` against `bao` as the providers' service account, with
-    /// `extra` flags, and waits for its socket.
-    pub async fn start(kind: Kind, bao: &OpenBao, extra: &[String]) -> anyhow::Result<Self> {
-        let kubeconfig = bao.kubeconfig().display().to_string();
-        let env = [
-            ("KUBECONFIG", kubeconfig.as_str()),
-            ("POD_NAMESPACE", SYSTEM_NS),
-        ];
-        Self::start_with_env(kind, bao, extra, &env).await
-    }
-
-    /// [`Peer::start`] with `env` for our provider (upstream's gets its
-    /// in-cluster environment).
-    pub async fn start_with_env(
-        kind: Kind,
-        bao: &OpenBao,
-        extra: &[String],
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("vault-provider-")
-            .tempdir()?;
-        let socket = dir.path().join("vault.sock");
-        let mut args = vec![
-            format!("-endpoint={}", socket.display()),
-            format!("-vault-addr={}", bao.addr),
-            format!("-health-addr=127.0.0.1:{}", free_port()?),
-            "-log-level=debug".into(),
-        ];
-        args.extend_from_slice(extra);
-        let log = dir.path().join("provider.log");
-        let process = match kind {
-            Kind::Ours => {
-                args.push("-v=5".into());
-                let ours = tools::workspace_binary("secrets-store-csi-driver-provider-vault")?;
-                Process::spawn("our vault provider", &ours, &args, env, &log)?
-            }
-            Kind::Upstream => upstream(bao, args, &log)?,
-        };
-        crate::wait_for_socket(&socket)
-            .await
-            .with_context(|| format!("{kind:?} provider log:\n{}", process.log()))?;
-        Ok(Self { kind, process, dir })
-    }
-
-    /// The provider's socket directory (the driver's `--provider-volume`).
-    pub fn providers_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The provider's socket.
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("vault.sock")
-    }
-
-    /// The log so far.
-    pub fn log(&self) -> String {
-        self.process.log()
-    }
-}
-
-/// vault-csi-provider in a private mount namespace: a tmpfs on `/run` with
-/// the service-account directory bound at the in-cluster path, and the
-/// in-cluster API server address in its environment.
-fn upstream(bao: &OpenBao, provider_args: Vec<String>, log: &Path) -> anyhow::Result<Process> {
-    let sa = "/run/secrets/kubernetes.io/serviceaccount";
-    let mut args = vec![
-        "-m".to_string(),
-        "sh".into(),
-        "-c".into(),
-        format!(
-            r#"mount -t tmpfs tmpfs /run && mkdir -p {sa} && mount --bind "$0" {sa} && exec "$@""#
-        ),
-        bao.sa_dir().display().to_string(),
-        tools::tool("upstream-vault-provider")?
-            .display()
-            .to_string(),
+/// Starts `kind` (a [`Peer`] named `vault`) against `bao` as the providers'
+/// service account, with `extra` flags, and waits for its socket.
+pub async fn start_peer(kind: Kind, bao: &OpenBao, extra: &[String]) -> anyhow::Result<Peer> {
+    let kubeconfig = bao.kubeconfig().display().to_string();
+    let env = [
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("POD_NAMESPACE", SYSTEM_NS),
     ];
-    args.extend(provider_args);
-    let port = bao.apiserver.rsplit(':').next().unwrap_or_default();
-    Process::spawn(
-        "upstream vault-csi-provider",
-        Path::new("unshare"),
-        &args,
-        &[
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", port),
-        ],
-        log,
-    )
+    start_peer_with_env(kind, bao, extra, &env).await
+}
+
+/// [`start_peer`] with `env` for our provider. Upstream's runs in its
+/// in-cluster set-up: a tmpfs on `/run` with the providers'
+/// service-account directory bound at the in-cluster path, the API
+/// server's address in `KUBERNETES_SERVICE_HOST`/`_PORT`.
+pub async fn start_peer_with_env(
+    kind: Kind,
+    bao: &OpenBao,
+    extra: &[String],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Peer> {
+    let mut args = vec![
+        format!("-vault-addr={}", bao.addr),
+        format!("-health-addr=127.0.0.1:{}", free_port()?),
+        "-log-level=debug".into(),
+    ];
+    args.extend_from_slice(extra);
+    let builder = match kind {
+        Kind::Ours => {
+            args.push("-v=5".into());
+            let ours = tools::workspace_binary("secrets-store-csi-driver-provider-vault")?;
+            Peer::builder(kind, "vault", &ours)?.envs(env.iter().copied())
+        }
+        Kind::Upstream => {
+            let port = bao.apiserver.rsplit(':').next().unwrap_or_default();
+            let upstream = tools::tool("upstream-vault-provider")?;
+            Peer::builder(kind, "vault", &upstream)?
+                .socket_flag("-endpoint")
+                .tmpfs("/run")
+                .bind(&bao.sa_dir(), "/run/secrets/kubernetes.io/serviceaccount")
+                .envs([
+                    ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+                    ("KUBERNETES_SERVICE_PORT", port),
+                ])
+        }
+    };
+    builder.args(args).start().await
 }

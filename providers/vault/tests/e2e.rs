@@ -21,7 +21,7 @@ use secrets_store_crds::v1::{
 };
 use secrets_store_testkit::driver::{DriverProcess, kubelet_dir_args};
 use secrets_store_testkit::process::free_port;
-use secrets_store_testkit::vault::{Kind, OpenBao, Peer};
+use secrets_store_testkit::vault::{Kind, OpenBao, Peer, start_peer};
 use secrets_store_testkit::{ControlPlane, Kubelet, TestPod, TokenOptions, tools, wait_for};
 use serde_json::{Value, json};
 
@@ -63,7 +63,7 @@ impl Env {
     ) -> anyhow::Result<Self> {
         let (cp, bao) = (ControlPlane::shared().await?, OpenBao::shared().await?);
         let ns = cp.namespace("vault").await?;
-        let provider = Peer::start(provider, bao, provider_args).await?;
+        let provider = start_peer(provider, bao, provider_args).await?;
         let kubelet_root = tempfile::Builder::new().prefix("kubelet-").tempdir()?;
         let mut args = vec![
             "--nodeid=node-vault".into(),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use secrets_store_testkit::ControlPlane;
-use secrets_store_testkit::vault::{Kind, OpenBao, Peer, ROOT_TOKEN};
+use secrets_store_testkit::vault::{Kind, OpenBao, ROOT_TOKEN, start_peer, start_peer_with_env};
 
 /// Files (path → mode, contents) and versions (id → version).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,12 +47,6 @@ struct Case {
     name: &'static str,
     params: Vec<(&'static str, String)>,
     expect: Expect,
-}
-
-async fn client(peer: &Peer) -> anyhow::Result<CsiDriverProviderClient<Channel>> {
-    Ok(CsiDriverProviderClient::new(
-        secrets_store_grpc_uds::connect(&peer.socket()).await?,
-    ))
 }
 
 async fn mount(c: &mut CsiDriverProviderClient<Channel>, req: pb::MountRequest) -> Outcome {
@@ -343,9 +337,9 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
         .await?;
     let role = crate::seed_namespace(bao, &ns).await?;
     let app = format!("secret/data/app/{ns}");
-    let ours = Peer::start(Kind::Ours, bao, &[]).await?;
-    let upstream = Peer::start(Kind::Upstream, bao, &[]).await?;
-    let (mut oc, mut uc) = (client(&ours).await?, client(&upstream).await?);
+    let ours = start_peer(Kind::Ours, bao, &[]).await?;
+    let upstream = start_peer(Kind::Upstream, bao, &[]).await?;
+    let (mut oc, mut uc) = (ours.client().await?, upstream.client().await?);
     let pod = pod_identity(&ns).await?;
     let mut problems = Vec::new();
     let cases = cases(&ns, &role);
@@ -390,8 +384,8 @@ async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> any
         .await?;
     crate::seed_namespace(bao, &ns).await?;
     let env = [("KUBECONFIG", "/nonexistent"), ("VAULT_TOKEN", ROOT_TOKEN)];
-    let ours = Peer::start_with_env(Kind::Ours, bao, &[], &env).await?;
-    let mut c = client(&ours).await?;
+    let ours = start_peer_with_env(Kind::Ours, bao, &[], &env).await?;
+    let mut c = ours.client().await?;
     let app = format!("secret/data/app/{ns}");
     let params = vec![
         ("roleName", "unused".to_string()),
@@ -485,8 +479,8 @@ async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
     )
     .await?;
     let env = [("KUBECONFIG", "/nonexistent"), ("VAULT_TOKEN", "root")];
-    let ours = Peer::start_with_env(Kind::Ours, bao, &[], &env).await?;
-    let mut c = client(&ours).await?;
+    let ours = start_peer_with_env(Kind::Ours, bao, &[], &env).await?;
+    let mut c = ours.client().await?;
     let objects = obj("k", "secret/data/tls", "  secretKey: k\n");
     let with = |extra: &[(&'static str, String)]| {
         let mut p = vec![("roleName", "r".to_string()), ("objects", objects.clone())];
