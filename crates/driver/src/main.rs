@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let kube = LazyClient::new(config.kubeconfig.clone());
     let publisher = Arc::new(publisher(&config, &kube, providers, metrics.clone()).await?);
+    tokio::spawn(reconcile_status(publisher.clone()));
     let reporter = Arc::new(Reporter::new(
         metrics.clone(),
         kube.clone(),
@@ -95,6 +96,19 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes the SecretProviderClassPodStatus objects a previous run left
+/// pending (it died between a mount and the status write).
+async fn reconcile_status(publisher: Arc<Publisher>) {
+    match publisher.reconcile_status().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            volumes = n,
+            "writing statuses left pending by the previous run"
+        ),
+        Err(e) => tracing::warn!(error = %e, "pending statuses not reconciled"),
+    }
 }
 
 /// Binds `--metrics-addr` and serves `/metrics` in the background.

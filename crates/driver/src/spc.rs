@@ -129,6 +129,12 @@ impl Cache {
     }
 }
 
+/// `<namespace>/<name>` checked, when `cache` holds it (no request).
+pub fn cached(cache: &Cache, namespace: &str, name: &str) -> Option<ProviderClass> {
+    let object = cache.cached(namespace, name)?;
+    check(namespace, name, SecretProviderClass::clone(&object)).ok()
+}
+
 /// Reads and checks `<namespace>/<name>`: from `cache` when it holds the
 /// class, else with a GET.
 pub async fn get(

@@ -7,7 +7,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use common::{Env, NODE, mount_type};
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota, ResourceQuotaSpec, ResourceQuotaStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
+use kube::api::PostParams;
 use secrets_store_crds::v1::SecretProviderClassPodStatus;
 use secrets_store_testkit::TokenOptions;
 use secrets_store_testkit::fake_provider::Behavior;
@@ -56,8 +59,9 @@ async fn publish_writes_files_on_tmpfs_records_status_and_unpublish_removes_it()
     assert_eq!(reqs[0].target_path, target.display().to_string());
 
     // The SecretProviderClassPodStatus.
-    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
-    let spcps = api.get(&format!("web-{}-db", env.ns)).await?;
+    let spcps = env
+        .wait_status(&format!("web-{}-db", env.ns), |_| true)
+        .await?;
     let labels = spcps.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
         labels
@@ -400,5 +404,124 @@ async fn classes_come_from_the_watch_and_a_changed_or_deleted_class_is_not_serve
         "{}",
         status.message()
     );
+    Ok(())
+}
+
+/// Whether the driver's record of each volume still has a pending status
+/// (it writes the SecretProviderClassPodStatus after the publish returns).
+fn pending_records(env: &Env) -> anyhow::Result<usize> {
+    let dir = env.kubelet_root.join("plugins/csi-secrets-store/state");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        n += usize::from(text.contains("\"statusPending\""));
+    }
+    Ok(n)
+}
+
+/// Waits for a driver log line about `pod`'s volume containing `text`.
+async fn wait_log(env: &Env, pod: &Pod, text: &str) -> anyhow::Result<String> {
+    let target = env.target(pod).display().to_string();
+    secrets_store_testkit::wait_for(
+        text,
+        common::SYNC_TIMEOUT,
+        Duration::from_millis(20),
+        || {
+            let log = env.driver.log();
+            let line = log
+                .lines()
+                .find(|l| l.contains(text) && l.contains(&target))
+                .map(str::to_string);
+            async move { Ok(line) }
+        },
+    )
+    .await
+    .inspect_err(|_| eprintln!("driver log:\n{}", env.driver.log()))
+}
+
+/// A quota of zero SecretProviderClassPodStatus objects in the namespace:
+/// every create is refused. The quota admission reads the quota's status,
+/// which no controller computes on this control plane, so it is set here.
+async fn refuse_statuses(env: &Env) -> anyhow::Result<Api<ResourceQuota>> {
+    let api: Api<ResourceQuota> = Api::namespaced(env.client.clone(), &env.ns);
+    let count = "count/secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io";
+    let zero = || Some([(count.to_string(), Quantity("0".into()))].into());
+    let mut quota = ResourceQuota::default();
+    quota.metadata.name = Some("no-status".into());
+    quota.spec = Some(ResourceQuotaSpec {
+        hard: zero(),
+        ..Default::default()
+    });
+    let mut quota = api.create(&PostParams::default(), &quota).await?;
+    quota.status = Some(ResourceQuotaStatus {
+        hard: zero(),
+        used: zero(),
+    });
+    api.replace_status("no-status", &PostParams::default(), &quota)
+        .await?;
+    Ok(api)
+}
+
+#[tokio::test]
+async fn status_write_is_retried_dropped_by_unpublish_and_finished_after_a_restart()
+-> anyhow::Result<()> {
+    let mut env = Env::start(&[]).await?;
+    env.spc("st", "fake", &[("objects", "x")]).await?;
+    env.provider
+        .set(Behavior::files(&[("f", b"v", 0o644)], &[("f", "1")]));
+    let statuses: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
+    let name = |pod: &str| format!("{pod}-{}-st", env.ns);
+    let written = |s: &SecretProviderClassPodStatus| {
+        s.status.as_ref().is_some_and(|s| {
+            s.mounted
+                && s.objects
+                    .iter()
+                    .map(|o| (&*o.id, &*o.version))
+                    .eq([("f", "1")])
+        })
+    };
+
+    // Refused writes: the publishes succeed, the writes are retried.
+    let quota = refuse_statuses(&env).await?;
+    let kept = env.pod("kept", "st").await?;
+    let gone = env.pod("gone", "st").await?;
+    env.publish(&kept).await??;
+    env.publish(&gone).await??;
+    assert_eq!(pending_records(&env)?, 2);
+    let line = wait_log(&env, &gone, "status write failed; retrying").await?;
+    assert!(line.contains("forbidden"), "{line}");
+    // Unpublish drops the pending write; the other one lands once allowed.
+    env.kubelet.unpublish(&gone, "secrets").await??;
+    wait_log(
+        &env,
+        &gone,
+        "pending status write dropped: volume unpublished",
+    )
+    .await?;
+    quota.delete("no-status", &Default::default()).await?;
+    env.wait_status(&name("kept"), written).await?;
+    assert!(statuses.get_opt(&name("gone")).await?.is_none());
+    secrets_store_testkit::wait_for(
+        "the pending status cleared from the record",
+        common::SYNC_TIMEOUT,
+        Duration::from_millis(20),
+        || {
+            let n = pending_records(&env);
+            async move { Ok((n? == 0).then_some(())) }
+        },
+    )
+    .await?;
+
+    // The driver dies with a write pending: the next start writes it.
+    let quota = refuse_statuses(&env).await?;
+    let late = env.pod("late", "st").await?;
+    env.publish(&late).await??;
+    wait_log(&env, &late, "status write failed; retrying").await?;
+    assert_eq!(pending_records(&env)?, 1);
+    env.driver.kill9_and_restart().await?;
+    wait_log(&env, &late, "status write pending from before the restart").await?;
+    quota.delete("no-status", &Default::default()).await?;
+    env.wait_status(&name("late"), written).await?;
+    assert!(statuses.get_opt(&name("gone")).await?.is_none());
     Ok(())
 }

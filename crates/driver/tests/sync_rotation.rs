@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use secrets_store_crds::v1::{SecretObject, SecretProviderClass, SecretProviderClassPodStatus};
+use secrets_store_crds::v1::{SecretObject, SecretProviderClass};
 use secrets_store_testkit::fake_provider::Behavior;
 use secrets_store_testkit::wait_for;
 
@@ -21,8 +21,9 @@ const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY---
 
 /// The status object of `pod`'s volume of class `app`, as a Secret owner.
 async fn status_owner(env: &Env, pod: &str) -> anyhow::Result<OwnerReference> {
-    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
-    let status = api.get(&format!("{pod}-{}-app", env.ns)).await?;
+    let status = env
+        .wait_status(&format!("{pod}-{}-app", env.ns), |_| true)
+        .await?;
     Ok(OwnerReference {
         api_version: "secrets-store.csi.x-k8s.io/v1".into(),
         kind: "SecretProviderClassPodStatus".into(),
@@ -247,7 +248,6 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
     let target = env.target(&pod);
     env.publish(&pod).await??;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    let spcps: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
     let status_name = format!("rot-{}-rot", env.ns);
 
     // Unchanged content: nothing rewritten.
@@ -281,8 +281,12 @@ async fn rotation_updates_file_secret_status_and_events_only_when_content_change
             == Some(b"v2")
     })
     .await?;
-    let objects = spcps
-        .get(&status_name)
+    let objects = env
+        .wait_status(&status_name, |s| {
+            s.status
+                .as_ref()
+                .is_some_and(|s| s.objects.iter().any(|o| o.version == "2"))
+        })
         .await?
         .status
         .expect("status")

@@ -8,8 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::{Env, mount_type};
-use kube::Api;
-use secrets_store_crds::v1::SecretProviderClassPodStatus;
 use secrets_store_testkit::process::Process;
 use secrets_store_testkit::tools::tool;
 
@@ -72,9 +70,8 @@ async fn our_driver_mounts_from_the_upstream_go_provider() -> anyhow::Result<()>
         0o600
     );
 
-    let api: Api<SecretProviderClassPodStatus> = Api::namespaced(env.client.clone(), &env.ns);
-    let status = api
-        .get(&format!("up-{}-up", env.ns))
+    let status = env
+        .wait_status(&format!("up-{}-up", env.ns), |_| true)
         .await?
         .status
         .expect("status");

@@ -115,10 +115,22 @@ async fn publish_and_unpublish_through_our_driver() -> anyhow::Result<()> {
         sent.attributes
             .contains(r#""csi.storage.k8s.io/ephemeral":"true""#)
     );
-    let status = Api::<SecretProviderClassPodStatus>::namespaced(client.clone(), &ns)
-        .get(&format!("web-{ns}-cls"))
-        .await?;
-    assert!(status.status.is_some_and(|s| s.mounted));
+    // The driver writes the status just after the publish returns.
+    let statuses = Api::<SecretProviderClassPodStatus>::namespaced(client.clone(), &ns);
+    let name = format!("web-{ns}-cls");
+    secrets_store_testkit::wait_for(
+        "the SecretProviderClassPodStatus",
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(20),
+        || {
+            let (statuses, name) = (&statuses, &name);
+            async move {
+                let status = statuses.get_opt(name).await?;
+                Ok(status.filter(|s| s.status.as_ref().is_some_and(|s| s.mounted)))
+            }
+        },
+    )
+    .await?;
 
     // A class that does not exist: the driver's refusal, code and message.
     let mut wrong = publish.clone();

@@ -42,7 +42,7 @@ use crate::apiclient::LazyClient;
 use crate::mount::{Mounter, TmpfsOptions};
 use crate::provider::ProviderClients;
 use crate::spc::{self, ProviderClass};
-use crate::status::{self, PodRef};
+use crate::status::{self, PodRef, StatusJob, StatusWriter};
 use crate::sync::SyncHandle;
 use crate::target::{self, Target};
 use crate::volume::{Phase, RECORD_VERSION, Store, VolumeRecord};
@@ -146,6 +146,7 @@ pub struct Publisher {
     kube: LazyClient,
     classes: spc::Cache,
     sync: SyncHandle,
+    status: StatusWriter,
     in_flight: Mutex<HashSet<PathBuf>>,
 }
 
@@ -183,6 +184,7 @@ impl Publisher {
         store: Store,
         kube: LazyClient,
     ) -> Self {
+        let status = StatusWriter::new(kube.clone(), store.clone(), config.node_id.clone());
         Self {
             config,
             rules,
@@ -190,6 +192,7 @@ impl Publisher {
             providers,
             store,
             kube,
+            status,
             classes: spc::Cache::default(),
             sync: SyncHandle::disconnected(),
             in_flight: Mutex::new(HashSet::new()),
@@ -221,6 +224,27 @@ impl Publisher {
         &self.store
     }
 
+    /// The background SecretProviderClassPodStatus writer.
+    pub fn status_writer(&self) -> &StatusWriter {
+        &self.status
+    }
+
+    /// Resubmits the status writes a previous run left pending (volumes
+    /// still mounted whose record has a pending status). Returns how many.
+    pub async fn reconcile_status(&self) -> Result<usize, Error> {
+        let (mounter, store, rules) =
+            (self.mounter.clone(), self.store.clone(), self.rules.clone());
+        let volumes = blocking(move || {
+            let mut out = store.list(&rules)?;
+            out.retain(|(target, record)| {
+                record.status_pending.is_some() && mounter.is_mounted(target).unwrap_or(false)
+            });
+            Ok(out)
+        })
+        .await?;
+        Ok(self.status.reconcile(volumes))
+    }
+
     /// The Kubernetes client.
     pub async fn client(&self) -> Result<&kube::Client, Error> {
         self.kube
@@ -240,23 +264,66 @@ impl Publisher {
         })
     }
 
-    /// Whether the target is mounted, and the driver's record of it.
-    async fn inspect(&self, target: &Target) -> Result<(bool, Option<VolumeRecord>), Error> {
+    /// Whether the target is mounted and the driver's record of it; when it
+    /// is not mounted and `mount` is given, also creates and mounts it (one
+    /// trip to the blocking pool). Returns whether it mounted.
+    async fn inspect(
+        &self,
+        target: &Target,
+        mount: Option<TmpfsOptions>,
+    ) -> Result<(bool, Option<VolumeRecord>, bool), Error> {
         let (mounter, store, target) = (self.mounter.clone(), self.store.clone(), target.clone());
-        blocking(move || Ok((mounter.is_mounted(&target)?, store.load(&target)?))).await
+        blocking(move || {
+            let mounted = mounter.is_mounted(&target)?;
+            let record = store.load(&target)?;
+            let prepared = match mount {
+                Some(options) if !mounted => {
+                    mount_new(mounter.as_ref(), &target, options)?;
+                    true
+                }
+                _ => false,
+            };
+            Ok((mounted, record, prepared))
+        })
+        .await
+    }
+
+    fn tmpfs_options(&self, req: &PublishRequest) -> TmpfsOptions {
+        TmpfsOptions {
+            gid: req.mount_group,
+            size: self.config.tmpfs_size,
+        }
     }
 
     /// NodePublishVolume (and the refresh loop's refreshes).
     pub async fn publish(&self, req: PublishRequest) -> Result<Outcome, Failure> {
         let _guard = self.claim(req.target.path())?;
-        let (mounted, record) = self.inspect(&req.target).await?;
+        // A class the watch holds is known without a request, so a first
+        // publish can mount in the same blocking trip as the inspection.
+        let early = spc::cached(&self.classes, &req.pod.namespace, &req.class);
+        let mount = early.as_ref().map(|_| self.tmpfs_options(&req));
+        let (mounted, record, prepared) =
+            self.inspect(&req.target, mount)
+                .await
+                .map_err(|error| Failure {
+                    provider: early
+                        .as_ref()
+                        .map(|c| c.provider.to_string())
+                        .unwrap_or_default(),
+                    error,
+                })?;
         let mode = Mode::of(mounted, record.as_ref());
         if mode == Mode::Refresh && !self.config.rotation {
             let provider = record.map(|r| r.provider).unwrap_or_default();
             return Ok(Outcome::Unchanged { provider });
         }
-        let kube = self.client().await?;
-        let class = spc::get(kube, &self.classes, &req.pod.namespace, &req.class).await?;
+        let class = match early {
+            Some(class) => class,
+            None => {
+                let kube = self.client().await?;
+                spc::get(kube, &self.classes, &req.pod.namespace, &req.class).await?
+            }
+        };
         let provider = class.provider.to_string();
         let policy = RefreshPolicy::of(&class, self.config.intervals);
         let now = policy::now();
@@ -265,7 +332,7 @@ impl Publisher {
         {
             return Ok(Outcome::Unchanged { provider });
         }
-        if mode == Mode::First {
+        if mode == Mode::First && !prepared {
             self.prepare(&req).await.map_err(|error| Failure {
                 provider: provider.clone(),
                 error,
@@ -290,21 +357,8 @@ impl Publisher {
     /// Creates the target directory and mounts a bounded tmpfs on it.
     async fn prepare(&self, req: &PublishRequest) -> Result<(), Error> {
         let (mounter, target) = (self.mounter.clone(), req.target.clone());
-        let options = TmpfsOptions {
-            gid: req.mount_group,
-            size: self.config.tmpfs_size,
-        };
-        blocking(move || {
-            let created = target.create()?;
-            if let Err(e) = mounter.mount_tmpfs(&target, options) {
-                if created {
-                    let _ = target.remove();
-                }
-                return Err(e.into());
-            }
-            Ok(())
-        })
-        .await
+        let options = self.tmpfs_options(req);
+        blocking(move || mount_new(mounter.as_ref(), &target, options)).await
     }
 
     /// Asks the provider, writes the files, records status and state.
@@ -339,28 +393,8 @@ impl Publisher {
                 source,
             },
         })?;
-        let changed = self
-            .write(req, checked.payload, mode == Mode::Resume)
-            .await?;
-        let pod_ref = PodRef {
-            name: req.pod.name.clone(),
-            namespace: req.pod.namespace.clone(),
-            uid: req.pod.uid.clone(),
-        };
-        status::upsert(
-            self.client().await?,
-            &pod_ref,
-            &class.name,
-            &self.config.node_id,
-            &req.target.path().display().to_string(),
-            &checked.objects,
-            match mode {
-                Mode::Refresh => status::Expect::Existing,
-                Mode::First | Mode::Resume => status::Expect::New,
-            },
-        )
-        .await
-        .map_err(|source| Error::Status { pod, source })?;
+        let mut objects = checked.objects;
+        objects.sort();
         let record = VolumeRecord {
             version: RECORD_VERSION,
             target: req.target.path().display().to_string(),
@@ -373,9 +407,25 @@ impl Publisher {
             phase: Phase::Published,
             refreshed_at_ms: now,
             trigger: policy.trigger.clone(),
+            status_pending: Some(objects.clone()),
         };
-        let (store, target) = (self.store.clone(), req.target.clone());
-        blocking(move || Ok(store.save(&target, &record)?)).await?;
+        let changed = self
+            .write(req, checked.payload, mode == Mode::Resume, record)
+            .await?;
+        // The record says the status is pending; the writer writes it
+        // (ARCHITECTURE.md, "Publish cost").
+        self.status.submit(
+            &req.target,
+            StatusJob {
+                pod: PodRef::from(&req.pod),
+                class: class.name.clone(),
+                objects,
+                expect: match mode {
+                    Mode::Refresh => status::Expect::Existing,
+                    Mode::First | Mode::Resume => status::Expect::New,
+                },
+            },
+        );
         if changed && !class.object.spec.secret_objects.is_empty() {
             let spcps = spcps_name(&req.pod.name, &req.pod.namespace, &class.name);
             self.sync.changed(&req.pod.namespace, &spcps);
@@ -383,15 +433,17 @@ impl Publisher {
         Ok(changed)
     }
 
-    /// Writes the payload atomically (off the async threads). An empty
-    /// payload means the provider wrote the files itself (legacy mode).
+    /// Writes the payload atomically, then saves the volume's record, in
+    /// one trip to the blocking pool. An empty payload means the provider
+    /// wrote the files itself (legacy mode).
     async fn write(
         &self,
         req: &PublishRequest,
         payload: Payload,
         resume: bool,
+        record: VolumeRecord,
     ) -> Result<bool, Error> {
-        let (target, pod) = (req.target.clone(), req.pod_key());
+        let (target, pod, store) = (req.target.clone(), req.pod_key(), self.store.clone());
         let ownership = Ownership {
             group: req.mount_group,
         };
@@ -399,17 +451,20 @@ impl Publisher {
             if resume {
                 remove_legacy_files(&target)?;
             }
-            if payload.is_empty() {
+            let changed = if payload.is_empty() {
                 tracing::info!(
                     "provider returned no files; it is expected to have written them itself"
                 );
-                return Ok(true);
-            }
-            let outcome = AtomicWriter::new(target.path())
-                .with_ownership(ownership)
-                .write(&payload)
-                .map_err(|source| Error::Write { pod, source })?;
-            Ok(outcome == WriteOutcome::Written)
+                true
+            } else {
+                let outcome = AtomicWriter::new(target.path())
+                    .with_ownership(ownership)
+                    .write(&payload)
+                    .map_err(|source| Error::Write { pod, source })?;
+                outcome == WriteOutcome::Written
+            };
+            store.save(&target, &record)?;
+            Ok(changed)
         })
         .await
     }
@@ -431,8 +486,9 @@ impl Publisher {
     /// recursively) and forget the volume. A missing target is success.
     pub async fn unpublish(&self, req: UnpublishRequest) -> Result<(), Error> {
         let _guard = self.claim(req.target.path())?;
-        let (mounter, store, target) = (self.mounter.clone(), self.store.clone(), req.target);
-        blocking(move || {
+        let (mounter, store, target) =
+            (self.mounter.clone(), self.store.clone(), req.target.clone());
+        let work = blocking(move || {
             unmount_all(mounter.as_ref(), &target)?;
             match target.remove() {
                 Err(target::Error::NotEmpty { path }) => {
@@ -441,9 +497,22 @@ impl Publisher {
                 other => other?,
             }
             Ok(store.remove(&target)?)
-        })
-        .await
+        });
+        self.status.unpublish(&req.target, work).await
     }
+}
+
+/// Creates the target directory and mounts a bounded tmpfs on it; a
+/// directory it created is removed again when the mount fails.
+fn mount_new(mounter: &dyn Mounter, target: &Target, options: TmpfsOptions) -> Result<(), Error> {
+    let created = target.create()?;
+    if let Err(e) = mounter.mount_tmpfs(target, options) {
+        if created {
+            let _ = target.remove();
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// Unmounts until the target is no longer a mount point (volumes stacked

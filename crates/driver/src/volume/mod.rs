@@ -18,6 +18,7 @@ mod record;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use record::{MAX_RECORD_BYTES, Phase, PodInfo, RECORD_VERSION, RecordError, VolumeRecord};
 
@@ -58,6 +59,9 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// Serialises writes, so [`Store::update`] reads and writes a record
+    /// without another write in between.
+    lock: Arc<Mutex<()>>,
 }
 
 impl Store {
@@ -78,7 +82,10 @@ impl Store {
         }
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("chmod", &dir))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            lock: Arc::default(),
+        })
     }
 
     /// The directory.
@@ -106,8 +113,34 @@ impl Store {
         Ok(Some(record))
     }
 
+    fn locked(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Stores `record` for `target`, atomically.
     pub fn save(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
+        let _held = self.locked();
+        self.write(target, record)
+    }
+
+    /// Changes the record of `target`, if there is one, with no other
+    /// write in between; `change` returns whether to store the result.
+    pub fn update(
+        &self,
+        target: &Target,
+        change: impl FnOnce(&mut VolumeRecord) -> bool,
+    ) -> Result<(), Error> {
+        let _held = self.locked();
+        let Some(mut record) = self.load(target)? else {
+            return Ok(());
+        };
+        if change(&mut record) {
+            self.write(target, &record)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
         let path = self.path(target);
         let tmp = self.dir.join(format!(".{}.tmp", target.key()));
         let mut file = std::fs::OpenOptions::new()
@@ -126,6 +159,7 @@ impl Store {
     /// Forgets `target`; a missing record is fine.
     pub fn remove(&self, target: &Target) -> Result<(), Error> {
         let path = self.path(target);
+        let _held = self.locked();
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

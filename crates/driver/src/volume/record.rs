@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use secrets_store_crds::v1::SecretProviderClassObject;
 use serde::{Deserialize, Serialize};
 
 /// Format version of a record.
@@ -77,6 +78,11 @@ pub struct VolumeRecord {
     pub refreshed_at_ms: u64,
     /// The class's refresh trigger at the last successful fill.
     pub trigger: String,
+    /// Object versions the SecretProviderClassPodStatus still has to
+    /// record (written in the background, `crate::status::writer`);
+    /// absent once written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_pending: Option<Vec<SecretProviderClassObject>>,
 }
 
 impl VolumeRecord {
@@ -95,7 +101,7 @@ impl VolumeRecord {
     /// The stored form.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising plain strings and maps cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
@@ -121,6 +127,7 @@ pub(crate) mod tests {
             phase: Phase::Published,
             refreshed_at_ms: 1,
             trigger: String::new(),
+            status_pending: None,
         }
     }
 

@@ -14,7 +14,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use secrets_store_crds::v1::{
-    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassSpec,
+    SecretObject, SecretObjectData, SecretProviderClass, SecretProviderClassPodStatus,
+    SecretProviderClassSpec,
 };
 use secrets_store_testkit::driver::DriverProcess;
 use secrets_store_testkit::fake_provider::FakeProvider;
@@ -202,6 +203,27 @@ impl Env {
             &format!("secret {name}"),
             SYNC_TIMEOUT,
             Duration::from_millis(100),
+            || {
+                let api = api.clone();
+                async move { Ok(api.get_opt(name).await?.filter(|s| check(s))) }
+            },
+        )
+        .await
+    }
+
+    /// Waits (the driver writes it after the publish returns) for the
+    /// SecretProviderClassPodStatus `name` to exist and satisfy `check`.
+    pub async fn wait_status(
+        &self,
+        name: &str,
+        check: impl Fn(&SecretProviderClassPodStatus) -> bool,
+    ) -> anyhow::Result<SecretProviderClassPodStatus> {
+        let api: Api<SecretProviderClassPodStatus> = Api::namespaced(self.client.clone(), &self.ns);
+        let check = &check;
+        secrets_store_testkit::wait_for(
+            &format!("SecretProviderClassPodStatus {name}"),
+            SYNC_TIMEOUT,
+            Duration::from_millis(20),
             || {
                 let api = api.clone();
                 async move { Ok(api.get_opt(name).await?.filter(|s| check(s))) }

@@ -1,6 +1,12 @@
 //! The SecretProviderClassPodStatus of a mounted volume: created or updated
 //! after the files are written, named `<pod>-<namespace>-<spc>`, labelled
-//! with this node, owned by the pod (so it goes away with it).
+//! with this node, owned by the pod (so it goes away with it). A publish
+//! does not wait for it: [`writer`] writes it in the background, retried,
+//! reconciled from the volume records after a restart.
+
+pub mod writer;
+
+pub use writer::{StatusJob, StatusWriter};
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,261 @@
+//! The SecretProviderClassPodStatus write, off the publish critical path.
+//!
+//! A publish saves its volume record with the status it still has to write
+//! (`VolumeRecord::status_pending`) and hands the write to this writer; the
+//! CSI call returns without waiting for the API server. The writer keeps
+//! upstream's guarantee that every published volume has its status:
+//!
+//! - one task per volume writes it, retrying failures with capped
+//!   exponential backoff (`backon`) for as long as the volume is published;
+//!   a newer submission (a refresh) replaces the content the task writes;
+//! - after a write the record's pending status is cleared, only if the record
+//!   still asks for exactly what was written;
+//! - [`StatusWriter::reconcile`] at start-up resubmits every mounted volume
+//!   whose record still has a pending status (the driver died between the
+//!   mount and the write);
+//! - unpublish runs under the volume's lock ([`StatusWriter::unpublish`]):
+//!   it waits for a write in flight, and once the record is gone the task is
+//!   cancelled, so no status is written for a volume after its unpublish.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use secrets_store_crds::v1::SecretProviderClassObject;
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::{Expect, PodRef, upsert};
+use crate::apiclient::LazyClient;
+use crate::target::Target;
+use crate::volume::{Store, VolumeRecord};
+
+/// Retries of a failed status write: from 100 ms, doubling, capped at 30 s,
+/// without a limit (the volume stays published, so its status must follow).
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_max_delay(Duration::from_secs(30))
+    .with_factor(2.0)
+    .with_jitter()
+    .without_max_times();
+
+/// One status to write.
+#[derive(Debug, Clone)]
+pub struct StatusJob {
+    /// The volume's pod.
+    pub pod: PodRef,
+    /// SecretProviderClass name.
+    pub class: String,
+    /// Sorted object versions.
+    pub objects: Vec<SecretProviderClassObject>,
+    /// Whether the object probably exists.
+    pub expect: Expect,
+}
+
+impl StatusJob {
+    /// The pending status of `record`, if it has one.
+    pub fn of(record: &VolumeRecord) -> Option<Self> {
+        Some(Self {
+            pod: PodRef::from(&record.pod),
+            class: record.class.clone(),
+            objects: record.status_pending.clone()?,
+            expect: Expect::New,
+        })
+    }
+}
+
+/// What the writer holds for a volume with a write not yet done.
+struct Slot {
+    /// Held by each write attempt and by unpublish.
+    lock: Arc<AsyncMutex<()>>,
+    /// Bumped by every submission.
+    generation: u64,
+    job: StatusJob,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+/// Writes SecretProviderClassPodStatus objects in the background.
+#[derive(Clone)]
+pub struct StatusWriter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kube: LazyClient,
+    store: Store,
+    node: String,
+    slots: Mutex<HashMap<PathBuf, Slot>>,
+}
+
+impl std::fmt::Debug for StatusWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusWriter")
+            .field("node", &self.inner.node)
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl StatusWriter {
+    /// A writer for this node's volumes.
+    pub fn new(kube: LazyClient, store: Store, node: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kube,
+                store,
+                node: node.into(),
+                slots: Mutex::default(),
+            }),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Slot>> {
+        self.inner.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many volumes have a write not yet done.
+    pub fn pending(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Writes `job` for `target` soon (the record already holds it as
+    /// pending). Replaces what an earlier submission still had to write.
+    pub fn submit(&self, target: &Target, job: StatusJob) {
+        let mut slots = self.slots();
+        let slot = slots
+            .entry(target.path().to_path_buf())
+            .or_insert_with(|| Slot {
+                lock: Arc::default(),
+                generation: 0,
+                job: job.clone(),
+                task: None,
+            });
+        slot.generation += 1;
+        slot.job = job;
+        if slot.task.is_none() {
+            let task = tokio::spawn(self.clone().run(target.clone()));
+            slot.task = Some(task.abort_handle());
+        }
+    }
+
+    /// Runs `f` (the unpublish of `target`) under the volume's lock, so it
+    /// never overlaps a write; when `f` succeeds (the record is gone) the
+    /// pending write is dropped.
+    pub async fn unpublish<T, E>(
+        &self,
+        target: &Target,
+        f: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let lock = self.slots().get(target.path()).map(|s| s.lock.clone());
+        let Some(lock) = lock else {
+            return f.await;
+        };
+        let _held = lock.lock().await;
+        let out = f.await?;
+        if let Some(slot) = self.slots().remove(target.path())
+            && let Some(task) = slot.task
+        {
+            task.abort();
+            tracing::info!(target = %target.path().display(), "pending status write dropped: volume unpublished");
+        }
+        Ok(out)
+    }
+
+    /// Resubmits the pending status of every mounted volume (after a
+    /// restart). Returns how many.
+    pub fn reconcile(&self, volumes: Vec<(Target, VolumeRecord)>) -> usize {
+        let mut n = 0;
+        for (target, record) in volumes {
+            if let Some(job) = StatusJob::of(&record) {
+                tracing::info!(target = %target.path().display(), "status write pending from before the restart");
+                self.submit(&target, job);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The task of one volume: writes the latest submission until none is
+    /// newer than the one written.
+    async fn run(self, target: Target) {
+        loop {
+            let Some((lock, generation, job)) = self
+                .slots()
+                .get(target.path())
+                .map(|s| (s.lock.clone(), s.generation, s.job.clone()))
+            else {
+                return;
+            };
+            let attempt = || async {
+                let _held = lock.lock().await;
+                self.write(&target, &job).await
+            };
+            let _ = attempt
+                .retry(RETRY)
+                .notify(|e, after| {
+                    tracing::warn!(target = %target.path().display(), error = %e, retry_in = ?after, "status write failed; retrying");
+                })
+                .await;
+            let mut slots = self.slots();
+            if slots
+                .get(target.path())
+                .is_some_and(|s| s.generation == generation)
+            {
+                slots.remove(target.path());
+                return;
+            }
+        }
+    }
+
+    /// One attempt: the object, then the record's pending status cleared.
+    async fn write(&self, target: &Target, job: &StatusJob) -> Result<(), WriteError> {
+        let client = self.inner.kube.get().await.map_err(WriteError::Client)?;
+        let target_path = target.path().display().to_string();
+        upsert(
+            client,
+            &job.pod,
+            &job.class,
+            &self.inner.node,
+            &target_path,
+            &job.objects,
+            job.expect,
+        )
+        .await
+        .map_err(WriteError::Api)?;
+        let (store, target, objects) = (
+            self.inner.store.clone(),
+            target.clone(),
+            job.objects.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            store.update(&target, |r| {
+                let done = r.status_pending.as_ref() == Some(&objects);
+                if done {
+                    r.status_pending = None;
+                }
+                done
+            })
+        })
+        .await
+        .map_err(|e| WriteError::Task(e.to_string()))?
+        .map_err(WriteError::Record)
+    }
+}
+
+/// Why one status write attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// No Kubernetes client.
+    #[error("no Kubernetes client: {0}")]
+    Client(crate::apiclient::NoConfig),
+    /// The API server refused or could not be reached.
+    #[error("writing the SecretProviderClassPodStatus: {0}")]
+    Api(kube::Error),
+    /// The record could not be updated.
+    #[error("{0}")]
+    Record(crate::volume::Error),
+    /// The blocking task failed.
+    #[error("blocking task: {0}")]
+    Task(String),
+}
