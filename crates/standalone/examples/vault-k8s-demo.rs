@@ -188,10 +188,19 @@ impl Demo {
             pod.metadata.name.as_deref().unwrap_or_default(),
             self.ns
         );
-        let spcps =
-            Api::<SecretProviderClassPodStatus>::namespaced(self.cp.client().await?, &self.ns)
-                .get(&name)
-                .await?;
+        // The driver writes it just after the publish returns.
+        let api =
+            Api::<SecretProviderClassPodStatus>::namespaced(self.cp.client().await?, &self.ns);
+        let spcps = wait_for(
+            "the SecretProviderClassPodStatus",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || {
+                let (api, name) = (api.clone(), name.clone());
+                async move { Ok(api.get_opt(&name).await?) }
+            },
+        )
+        .await?;
         let status = spcps.status.unwrap_or_default();
         let objects: Vec<String> = status
             .objects
