@@ -6,31 +6,38 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 hack/install-tools.sh
 cargo test --workspace --locked --no-run
 
-# The real-node tests (crates/deploy-tests/tests/real_node.rs: our charts
-# under a real kubelet, then upstream's bats suite with our chart and with
-# upstream's chart and our image) mostly wait on kubelet and on the suite's
-# own sleeps, so they run beside the other tests once the images they
-# import are built; their output (with the bats summaries) follows the
-# other tests'. SSCSI_BATS=all adds the upstream driver's baseline run
+# The real-node tests (crates/testkit/tests/demo.rs starts the node by hand;
+# crates/deploy-tests/tests/real_node.rs: our charts under a real kubelet,
+# then upstream's bats suite with our chart and with upstream's chart and our
+# image) mostly wait on kubelet and on the suite's own sleeps, so they run
+# beside the other tests once the images they import are built; their
+# output (with the bats summaries) follows the other tests'. One node runs
+# at a time. SSCSI_BATS=all adds the upstream driver's baseline run
 # (docs/real-node.md).
 images=${CARGO_TARGET_DIR:-$PWD/target}/images
 hack/images.sh "$images"
+node_tests() {
+  local s=0 args=(--nocapture)
+  if [ "${SSCSI_BATS:-}" = all ]; then args+=(--include-ignored); fi
+  cargo test --locked -p secrets-store-testkit --test demo -- control_plane_real_node_runs_a_pod || s=1
+  SSCSI_IMAGES_DIR=$images cargo test --locked -p secrets-store-deploy-tests --test real_node \
+    -- "${args[@]}" || s=1
+  return $s
+}
 node_log=$(mktemp "${TMPDIR:-/tmp}/sscsi-real-node.XXXXXX")
-node_args=(--nocapture)
-if [ "${SSCSI_BATS:-}" = all ]; then node_args+=(--include-ignored); fi
-SSCSI_IMAGES_DIR=$images cargo test --locked -p secrets-store-deploy-tests --test real_node \
-  -- "${node_args[@]}" >"$node_log" 2>&1 &
+node_tests >"$node_log" 2>&1 &
 node_pid=$!
 
 # Every other test (the real-node tests' names are skipped here).
 status=0
 cargo test --workspace --locked -- \
+  --skip control_plane_real_node_runs_a_pod \
   --skip our_charts_serve_pods_through_the_real_kubelet \
   --skip upstream_bats_suite_passes_with || status=$?
 
 node_status=0
 wait "$node_pid" || node_status=$?
-echo "== real node (crates/deploy-tests/tests/real_node.rs)"
+echo "== real node (crates/testkit/tests/demo.rs, crates/deploy-tests/tests/real_node.rs)"
 cat "$node_log"
 rm -f "$node_log"
 [ "$status" -eq 0 ] && [ "$node_status" -eq 0 ]

@@ -58,9 +58,15 @@ fn control_plane_real_node_runs_a_pod() {
     assert!(stdout.contains(" Ready "), "{stdout}");
     assert!(stdout.contains("10.88.0."), "pod IP missing:\n{stdout}");
     assert!(stdout.contains("checks passed"), "{stdout}");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let left: Vec<_> = secrets_store_testkit::mounts::read()
+        .expect("mountinfo")
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with("/var/lib/kubelet") || p.starts_with("/tmp/sscsi-node"))
+        .collect();
+    assert!(left.is_empty(), "left mounted: {left:?}");
     assert!(
-        !mounts.contains("/tmp/sscsi-node/n"),
-        "left mounted:\n{mounts}"
+        !std::path::Path::new("/var/lib/kubelet").exists(),
+        "kubelet's root directory is removed"
     );
 }
