@@ -21,10 +21,19 @@ REGISTRY=ghcr.io/secrets-store-csi-rs
 log() { printf '[images] %s\n' "$*" >&2; }
 
 build_binaries() {
-  local start=$SECONDS
+  local start=$SECONDS v clean=()
+  # Run from a test (crates/deploy-tests/tests/images.rs), this script
+  # inherits the test's CARGO_MANIFEST_DIR, CARGO_PKG_* and friends; build
+  # scripts that watch them (ring's) would see a change and cargo would
+  # rebuild most of the release tree. Build with the caller's package
+  # variables removed, so the build hack/test.sh made stays fresh.
+  for v in $(compgen -e); do
+    case $v in CARGO_MANIFEST_* | CARGO_PKG_* | CARGO_CRATE_NAME | CARGO_BIN_* | \
+      CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | OUT_DIR) clean+=(-u "$v") ;; esac
+  done
   # crt-static on an explicit --target: the binaries are static, build
   # scripts and proc macros (host artefacts) are not affected.
-  RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$TARGET_DIR \
+  env "${clean[@]}" RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$TARGET_DIR \
     cargo build --release --locked --target "$TRIPLE" \
     -p secrets-store-csi-driver --bin secrets-store-csi-driver \
     -p secrets-store-provider-alibabacloud --bin secrets-store-csi-driver-provider-alibabacloud \
