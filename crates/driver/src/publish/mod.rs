@@ -229,20 +229,33 @@ impl Publisher {
         &self.status
     }
 
-    /// Resubmits the status writes a previous run left pending (volumes
-    /// still mounted whose record has a pending status). Returns how many.
+    /// After a restart: notes what this node's status objects hold (one
+    /// LIST) and resubmits the status writes a previous run left pending
+    /// (mounted volumes whose record asks for a status no object holds).
+    /// Returns how many; without a listing every pending one is resubmitted.
     pub async fn reconcile_status(&self) -> Result<usize, Error> {
         let (mounter, store, rules) =
             (self.mounter.clone(), self.store.clone(), self.rules.clone());
         let volumes = blocking(move || {
             let mut out = store.list(&rules)?;
-            out.retain(|(target, record)| {
-                record.status_pending.is_some() && mounter.is_mounted(target).unwrap_or(false)
-            });
+            out.retain(|(target, _)| mounter.is_mounted(target).unwrap_or(false));
             Ok(out)
         })
         .await?;
-        Ok(self.status.reconcile(volumes))
+        if volumes.is_empty() {
+            return Ok(0);
+        }
+        let listed = match self.client().await {
+            Ok(client) => status::list_node(client, &self.config.node_id)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let listed = listed.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "status objects not listed; every pending status is rewritten");
+            Vec::new()
+        });
+        Ok(self.status.reconcile(volumes, &listed))
     }
 
     /// The Kubernetes client.
@@ -339,7 +352,8 @@ impl Publisher {
             })?;
         }
         let started = Instant::now();
-        match (self.fill(&req, &class, &policy, mode, now).await, mode) {
+        let filled = self.fill(&req, &class, &policy, mode, record, now).await;
+        match (filled, mode) {
             (Ok(changed), Mode::Refresh) => Ok(Outcome::Refreshed {
                 provider,
                 changed,
@@ -361,14 +375,16 @@ impl Publisher {
         blocking(move || mount_new(mounter.as_ref(), &target, options)).await
     }
 
-    /// Asks the provider, writes the files, records status and state.
-    /// Returns whether the files changed.
+    /// Asks the provider, writes the files, records status and state
+    /// (`previous`: the record loaded before). Returns whether the files
+    /// changed.
     async fn fill(
         &self,
         req: &PublishRequest,
         class: &ProviderClass,
         policy: &RefreshPolicy,
         mode: Mode,
+        previous: Option<VolumeRecord>,
         now: u64,
     ) -> Result<bool, Error> {
         let pod = req.pod_key();
@@ -409,23 +425,15 @@ impl Publisher {
             trigger: policy.trigger.clone(),
             status_pending: Some(objects.clone()),
         };
-        let changed = self
-            .write(req, checked.payload, mode == Mode::Resume, record)
+        let (changed, pending) = self
+            .write(req, checked.payload, mode == Mode::Resume, record, previous)
             .await?;
-        // The record says the status is pending; the writer writes it
-        // (ARCHITECTURE.md, "Publish cost").
-        self.status.submit(
-            &req.target,
-            StatusJob {
-                pod: PodRef::from(&req.pod),
-                class: class.name.clone(),
-                objects,
-                expect: match mode {
-                    Mode::Refresh => status::Expect::Existing,
-                    Mode::First | Mode::Resume => status::Expect::New,
-                },
-            },
-        );
+        // The record says the status is pending (unless the status object
+        // already holds it); the writer writes it (ARCHITECTURE.md,
+        // "Publish cost").
+        if pending {
+            self.submit_status(req, class, &objects, mode);
+        }
         if changed && !class.object.spec.secret_objects.is_empty() {
             let spcps = spcps_name(&req.pod.name, &req.pod.namespace, &class.name);
             self.sync.changed(&req.pod.namespace, &spcps);
@@ -433,16 +441,41 @@ impl Publisher {
         Ok(changed)
     }
 
-    /// Writes the payload atomically, then saves the volume's record, in
-    /// one trip to the blocking pool. An empty payload means the provider
-    /// wrote the files itself (legacy mode).
+    /// Hands the volume's status to the background writer.
+    fn submit_status(
+        &self,
+        req: &PublishRequest,
+        class: &ProviderClass,
+        objects: &[secrets_store_crds::v1::SecretProviderClassObject],
+        mode: Mode,
+    ) {
+        self.status.submit(
+            &req.target,
+            StatusJob {
+                pod: PodRef::from(&req.pod),
+                class: class.name.clone(),
+                objects: objects.to_vec(),
+                expect: match mode {
+                    Mode::Refresh => status::Expect::Existing,
+                    Mode::First | Mode::Resume => status::Expect::New,
+                },
+            },
+        );
+    }
+
+    /// Writes the payload atomically, then saves the volume's record
+    /// (`Store::save_fill` over the previous one), in one trip to the
+    /// blocking pool. An empty payload means the provider wrote the files
+    /// itself (legacy mode). Returns whether the files changed and whether
+    /// the status is still to be written.
     async fn write(
         &self,
         req: &PublishRequest,
         payload: Payload,
         resume: bool,
         record: VolumeRecord,
-    ) -> Result<bool, Error> {
+        previous: Option<VolumeRecord>,
+    ) -> Result<(bool, bool), Error> {
         let (target, pod, store) = (req.target.clone(), req.pod_key(), self.store.clone());
         let ownership = Ownership {
             group: req.mount_group,
@@ -463,8 +496,8 @@ impl Publisher {
                     .map_err(|source| Error::Write { pod, source })?;
                 outcome == WriteOutcome::Written
             };
-            store.save(&target, &record)?;
-            Ok(changed)
+            let pending = store.save_fill(&target, record, previous.as_ref())?;
+            Ok((changed, pending))
         })
         .await
     }

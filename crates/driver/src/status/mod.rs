@@ -11,7 +11,7 @@ pub use writer::{StatusJob, StatusWriter};
 use std::collections::BTreeMap;
 
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use secrets_store_crds::v1::{
     SecretProviderClassObject, SecretProviderClassPodStatus, SecretProviderClassPodStatusStatus,
 };
@@ -121,4 +121,40 @@ pub async fn upsert(
             .await?;
     }
     Ok(())
+}
+
+/// This node's status objects (by the node label), in one request.
+pub async fn list_node(
+    client: &kube::Client,
+    node: &str,
+) -> Result<Vec<SecretProviderClassPodStatus>, kube::Error> {
+    let api: Api<SecretProviderClassPodStatus> = Api::all(client.clone());
+    let params = ListParams::default().labels(&format!("{NODE_NAME_LABEL}={node}"));
+    Ok(api.list(&params).await?.items)
+}
+
+/// The sorted object versions `obj` holds for the volume of `pod` and
+/// class `spc` at `target`, when it describes exactly that mounted volume
+/// (owned by the pod with that UID).
+pub fn held_objects(
+    obj: &SecretProviderClassPodStatus,
+    pod: &PodRef,
+    spc: &str,
+    target: &str,
+) -> Option<Vec<SecretProviderClassObject>> {
+    let owned = obj
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Pod" && o.uid == pod.uid);
+    let status = obj.status.as_ref()?;
+    let same = owned
+        && status.mounted
+        && status.pod_name == pod.name
+        && status.secret_provider_class_name == spc
+        && status.target_path == target;
+    let mut objects = same.then(|| status.objects.clone())?;
+    objects.sort();
+    Some(objects)
 }

@@ -8,11 +8,13 @@
 //! - one task per volume writes it, retrying failures with capped
 //!   exponential backoff (`backon`) for as long as the volume is published;
 //!   a newer submission (a refresh) replaces the content the task writes;
-//! - after a write the record's pending status is cleared, only if the record
-//!   still asks for exactly what was written;
-//! - [`StatusWriter::reconcile`] at start-up resubmits every mounted volume
-//!   whose record still has a pending status (the driver died between the
-//!   mount and the write);
+//! - after a write the volume store notes in memory what the object holds
+//!   (`volume::Store::status_held`): the record is not rewritten for it, its
+//!   pending status is dropped at the record's next write;
+//! - [`StatusWriter::reconcile`] at start-up lists this node's status objects
+//!   once, notes what each holds for a mounted volume, and resubmits every
+//!   volume whose record asks for a status no object holds (the driver died
+//!   between the mount and the write).
 //! - unpublish runs under the volume's lock ([`StatusWriter::unpublish`]):
 //!   it waits for a write in flight, and once the record is gone the task is
 //!   cancelled, so no status is written for a volume after its unpublish.
@@ -26,7 +28,10 @@ use backon::{ExponentialBuilder, Retryable};
 use secrets_store_crds::v1::SecretProviderClassObject;
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::{Expect, PodRef, upsert};
+use secrets_store_crds::spcps_name;
+use secrets_store_crds::v1::SecretProviderClassPodStatus;
+
+use super::{Expect, PodRef, held_objects, upsert};
 use crate::apiclient::LazyClient;
 use crate::target::Target;
 use crate::volume::{Store, VolumeRecord};
@@ -162,11 +167,39 @@ impl StatusWriter {
         Ok(out)
     }
 
-    /// Resubmits the pending status of every mounted volume (after a
-    /// restart). Returns how many.
-    pub fn reconcile(&self, volumes: Vec<(Target, VolumeRecord)>) -> usize {
+    /// After a restart: notes what `listed` (this node's status objects)
+    /// holds for each mounted volume, then resubmits every volume whose
+    /// record still asks for a status no object holds. Returns how many.
+    pub fn reconcile(
+        &self,
+        volumes: Vec<(Target, VolumeRecord)>,
+        listed: &[SecretProviderClassPodStatus],
+    ) -> usize {
+        let by_name: HashMap<(&str, &str), &SecretProviderClassPodStatus> = listed
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    (
+                        s.metadata.namespace.as_deref()?,
+                        s.metadata.name.as_deref()?,
+                    ),
+                    s,
+                ))
+            })
+            .collect();
         let mut n = 0;
-        for (target, record) in volumes {
+        for (target, mut record) in volumes {
+            let pod = PodRef::from(&record.pod);
+            let name = spcps_name(&pod.name, &pod.namespace, &record.class);
+            let held = by_name
+                .get(&(pod.namespace.as_str(), name.as_str()))
+                .and_then(|s| held_objects(s, &pod, &record.class, &record.target));
+            if let Some(objects) = held {
+                if record.status_pending.as_ref() == Some(&objects) {
+                    record.status_pending = None;
+                }
+                self.inner.store.status_held(&target, objects, true);
+            }
             if let Some(job) = StatusJob::of(&record) {
                 tracing::info!(target = %target.path().display(), "status write pending from before the restart");
                 self.submit(&target, job);
@@ -208,7 +241,7 @@ impl StatusWriter {
         }
     }
 
-    /// One attempt: the object, then the record's pending status cleared.
+    /// One attempt: the object, then what it holds noted in the store.
     async fn write(&self, target: &Target, job: &StatusJob) -> Result<(), WriteError> {
         let client = self.inner.kube.get().await.map_err(WriteError::Client)?;
         let target_path = target.path().display().to_string();
@@ -223,23 +256,10 @@ impl StatusWriter {
         )
         .await
         .map_err(WriteError::Api)?;
-        let (store, target, objects) = (
-            self.inner.store.clone(),
-            target.clone(),
-            job.objects.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            store.update(&target, |r| {
-                let done = r.status_pending.as_ref() == Some(&objects);
-                if done {
-                    r.status_pending = None;
-                }
-                done
-            })
-        })
-        .await
-        .map_err(|e| WriteError::Task(e.to_string()))?
-        .map_err(WriteError::Record)
+        self.inner
+            .store
+            .status_held(target, job.objects.clone(), false);
+        Ok(())
     }
 }
 
@@ -252,10 +272,4 @@ pub enum WriteError {
     /// The API server refused or could not be reached.
     #[error("writing the SecretProviderClassPodStatus: {0}")]
     Api(kube::Error),
-    /// The record could not be updated.
-    #[error("{0}")]
-    Record(crate::volume::Error),
-    /// The blocking task failed.
-    #[error("blocking task: {0}")]
-    Task(String),
 }

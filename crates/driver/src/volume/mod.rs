@@ -12,13 +12,22 @@
 //! itself, and a record whose target is no longer a mount point is
 //! ignored (the next publish is a first publish). The sync cost 1–10 ms of
 //! disk flush on every publish and refresh (BENCHMARKS.md).
+//!
+//! A fill writes its record once ([`Store::save_fill`]), and not at all
+//! when a refresh changed nothing a restart needs: what the driver learns
+//! after that (the status object written, a newer refresh time) is kept in
+//! memory ([`memo`]) and folded into what [`Store::load`] and
+//! [`Store::list`] return and into the next write.
 
+mod memo;
 mod record;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use secrets_store_crds::v1::SecretProviderClassObject;
 
 pub use record::{MAX_RECORD_BYTES, Phase, PodInfo, RECORD_VERSION, RecordError, VolumeRecord};
 
@@ -59,9 +68,9 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
-    /// Serialises writes, so [`Store::update`] reads and writes a record
-    /// without another write in between.
+    /// Serialises writes with their memo changes.
     lock: Arc<Mutex<()>>,
+    memos: Arc<memo::Memos>,
 }
 
 impl Store {
@@ -85,6 +94,7 @@ impl Store {
         Ok(Self {
             dir,
             lock: Arc::default(),
+            memos: Arc::default(),
         })
     }
 
@@ -97,11 +107,11 @@ impl Store {
         self.dir.join(format!("{}.json", target.key()))
     }
 
-    /// The record of `target`, if any. A record naming another target is
-    /// refused.
+    /// The record of `target`, if any, as this process knows it (see
+    /// [`memo`]). A record naming another target is refused.
     pub fn load(&self, target: &Target) -> Result<Option<VolumeRecord>, Error> {
         let path = self.path(target);
-        let Some(record) = read_record(&path)? else {
+        let Some(mut record) = read_record(&path)? else {
             return Ok(None);
         };
         if Path::new(&record.target) != target.path() {
@@ -110,6 +120,7 @@ impl Store {
                 source: RecordError::WrongTarget,
             });
         }
+        self.memos.apply(&target.key(), &mut record);
         Ok(Some(record))
     }
 
@@ -120,24 +131,45 @@ impl Store {
     /// Stores `record` for `target`, atomically.
     pub fn save(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
         let _held = self.locked();
-        self.write(target, record)
+        self.write(target, record)?;
+        self.memos.stored(&target.key());
+        Ok(())
     }
 
-    /// Changes the record of `target`, if there is one, with no other
-    /// write in between; `change` returns whether to store the result.
-    pub fn update(
+    /// Stores the record of a fill: its pending status is dropped when the
+    /// status object already holds it, and nothing is written when it
+    /// differs from `previous` (the record [`Store::load`] returned before
+    /// the fill) only in the refresh time. Returns whether the status is
+    /// still to be written.
+    pub fn save_fill(
         &self,
         target: &Target,
-        change: impl FnOnce(&mut VolumeRecord) -> bool,
-    ) -> Result<(), Error> {
+        mut record: VolumeRecord,
+        previous: Option<&VolumeRecord>,
+    ) -> Result<bool, Error> {
+        let key = target.key();
         let _held = self.locked();
-        let Some(mut record) = self.load(target)? else {
-            return Ok(());
-        };
-        if change(&mut record) {
-            self.write(target, &record)?;
+        self.memos.apply(&key, &mut record);
+        let pending = record.status_pending.is_some();
+        if previous.is_some_and(|p| memo::same_but_time(p, &record)) {
+            self.memos.refreshed(&key, record.refreshed_at_ms);
+            return Ok(pending);
         }
-        Ok(())
+        self.write(target, &record)?;
+        self.memos.stored(&key);
+        Ok(pending)
+    }
+
+    /// The status object of `target` holds `objects` (sorted): written by
+    /// this process, or, with `found_at_start`, listed at start (then an
+    /// entry this process wrote meanwhile wins).
+    pub fn status_held(
+        &self,
+        target: &Target,
+        objects: Vec<SecretProviderClassObject>,
+        found_at_start: bool,
+    ) {
+        self.memos.status(&target.key(), objects, found_at_start);
     }
 
     fn write(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
@@ -160,6 +192,7 @@ impl Store {
     pub fn remove(&self, target: &Target) -> Result<(), Error> {
         let path = self.path(target);
         let _held = self.locked();
+        self.memos.forget(&target.key());
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -185,7 +218,10 @@ impl Store {
                 Ok((target, record))
             });
             match loaded {
-                Ok((target, record)) if self.path(&target) == path => out.push((target, record)),
+                Ok((target, mut record)) if self.path(&target) == path => {
+                    self.memos.apply(&target.key(), &mut record);
+                    out.push((target, record))
+                }
                 Ok(_) => {
                     tracing::warn!(path = %path.display(), "volume record under the wrong name, skipped")
                 }
@@ -266,5 +302,54 @@ mod tests {
         std::fs::write(&outside, r.encode()).expect("write");
         std::os::unix::fs::symlink(&outside, store.path(&t)).expect("symlink");
         assert!(store.load(&t).is_err(), "links are not followed");
+    }
+
+    #[test]
+    fn a_fill_is_written_once_and_not_at_all_when_only_its_time_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = Rules::new(dir.path().join("kubelet"));
+        let store = Store::open(dir.path().join("state")).expect("open");
+        let t = rules.target("uid-1", "v").expect("target");
+        let objects = vec![SecretProviderClassObject {
+            id: "a".into(),
+            version: "1".into(),
+        }];
+        let mut first = record::tests::record(&t.path().display().to_string());
+        first.status_pending = Some(objects.clone());
+        assert!(store.save_fill(&t, first.clone(), None).expect("save"));
+        let disk = || read_record(&store.path(&t)).expect("read").expect("some");
+        // The status is written: known in memory, not rewritten.
+        store.status_held(&t, objects.clone(), false);
+        let loaded = store.load(&t).expect("load").expect("some");
+        assert_eq!(loaded.status_pending, None);
+        assert_eq!(disk(), first);
+        // A refresh that changed nothing stored writes nothing.
+        let mut refresh = first.clone();
+        refresh.refreshed_at_ms += 5000;
+        assert!(
+            !store
+                .save_fill(&t, refresh.clone(), Some(&loaded))
+                .expect("save")
+        );
+        assert_eq!(disk(), first);
+        let loaded = store.load(&t).expect("load").expect("some");
+        assert_eq!(loaded.refreshed_at_ms, refresh.refreshed_at_ms);
+        assert_eq!(store.list(&rules).expect("list")[0].1, loaded);
+        // A change is written, with the status it holds folded in.
+        let mut changed = refresh.clone();
+        changed.trigger = "new".into();
+        assert!(
+            !store
+                .save_fill(&t, changed.clone(), Some(&loaded))
+                .expect("save")
+        );
+        changed.status_pending = None;
+        assert_eq!(disk(), changed);
+        // A restart knows only what is stored; removal forgets the memo.
+        let again = Store::open(store.dir()).expect("open");
+        assert_eq!(again.load(&t).expect("load"), Some(changed));
+        store.remove(&t).expect("remove");
+        assert!(store.save_fill(&t, first.clone(), None).expect("save"));
+        assert_eq!(store.load(&t).expect("load"), Some(first));
     }
 }
