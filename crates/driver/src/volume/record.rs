@@ -79,8 +79,8 @@ pub struct VolumeRecord {
     /// The class's refresh trigger at the last successful fill.
     pub trigger: String,
     /// Object versions the SecretProviderClassPodStatus still has to
-    /// record (written in the background, `crate::status::writer`);
-    /// absent once written.
+    /// record (written in the background, `crate::status::writer`); once
+    /// written, dropped at the record's next write (`super::memo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_pending: Option<Vec<SecretProviderClassObject>>,
 }
