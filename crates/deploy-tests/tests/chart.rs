@@ -135,10 +135,12 @@ async fn driver_chart_defaults_render_our_daemonset_csidriver_and_rbac() -> anyh
         .find(|m| m["mountPath"] == "/var/lib/kubelet/pods")
         .expect("kubelet pods mount");
     assert_eq!(pods["mountPropagation"], "Bidirectional");
-    // The driver's state directory (default <kubelet-dir>/plugins/csi-secrets-store/state) is on the host.
+    // The driver's state directory (default <kubelet-dir>/plugins/csi-secrets-store/state) is on the host,
+    // and so is the tmpfs the driver mounts on it.
     assert!(
         mounts.iter().any(|m| m["name"] == "plugin-dir"
-            && m["mountPath"] == "/var/lib/kubelet/plugins/csi-secrets-store"),
+            && m["mountPath"] == "/var/lib/kubelet/plugins/csi-secrets-store"
+            && m["mountPropagation"] == "Bidirectional"),
         "{mounts:?}"
     );
     let registrar = daemonset_container(&objs, "node-driver-registrar")?;

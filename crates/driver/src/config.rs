@@ -96,6 +96,12 @@ pub struct Flags {
     /// `<kubelet-dir>/plugins/csi-secrets-store/state`. Not an upstream flag.
     #[arg(long, default_value = "")]
     pub state_dir: String,
+    /// Keep the state directory on a tmpfs: when it is not on one, mount a
+    /// small private tmpfs on it (records describe tmpfs mounts and end with
+    /// them at a reboot); without the privilege to mount, the directory is
+    /// used as it is. Not an upstream flag.
+    #[arg(long, default_value_t = true)]
+    pub state_dir_tmpfs: bool,
     /// Lowest value the per-class `rotation-poll-interval` annotation may
     /// set (Go duration); lower values are raised to it. Not an upstream flag.
     #[arg(long, default_value = "30s")]
@@ -142,6 +148,8 @@ pub struct Config {
     pub kubelet_dir: PathBuf,
     /// Driver-private volume state directory.
     pub state_dir: PathBuf,
+    /// Keep the state directory on a tmpfs (mount one when it is not).
+    pub state_dir_tmpfs: bool,
     /// Floor of the per-class refresh interval annotation.
     pub min_rotation_poll_interval: Duration,
     /// Resync interval of synced Secrets.
@@ -190,6 +198,7 @@ impl Flags {
             tmpfs_size: tmpfs_size(self.max_call_recv_msg_size),
             kubelet_dir: self.kubelet_dir,
             state_dir,
+            state_dir_tmpfs: self.state_dir_tmpfs,
             min_rotation_poll_interval: parse_duration(&self.min_rotation_poll_interval)?,
             secret_sync_resync_interval: parse_duration(&self.secret_sync_resync_interval)?,
             socket: parse_endpoint(&self.endpoint)?,
@@ -359,6 +368,11 @@ mod tests {
             config.state_dir,
             PathBuf::from("/var/lib/kubelet/plugins/csi-secrets-store/state")
         );
+        assert!(config.state_dir_tmpfs);
+        let off =
+            secrets_store_go_flag::try_parse_from::<Flags, _, _>(["d", "--state-dir-tmpfs=false"])
+                .expect("parse");
+        assert!(!off.state_dir_tmpfs);
         assert_eq!(config.min_rotation_poll_interval, Duration::from_secs(30));
         assert_eq!(config.secret_sync_resync_interval, Duration::from_secs(300));
         assert_eq!(config.tmpfs_size, 9 << 20);

@@ -16,7 +16,11 @@ use secrets_store_csi_driver::publish::{Intervals, PublishConfig, Publisher};
 use secrets_store_csi_driver::refresh::RefreshLoop;
 use secrets_store_csi_driver::report::Reporter;
 use secrets_store_csi_driver::target::Rules;
-use secrets_store_csi_driver::volume::Store;
+use secrets_store_csi_driver::volume::{Backing, Store};
+
+/// `size=` of the state directory's tmpfs: a record is about 1 KiB, so
+/// this holds tens of thousands (tmpfs takes memory only for what it holds).
+const STATE_TMPFS_SIZE: u64 = 64 << 20;
 use secrets_store_csi_driver::{VERSION, server, spc, sync, version};
 use secrets_store_proto::csi::v1::controller_server::ControllerServer;
 use secrets_store_proto::csi::v1::identity_server::IdentityServer;
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             .run(),
         );
     }
+    let store = publisher.store().clone();
     let node = NodeService::new(config.node_id.clone(), publisher, reporter);
     let routes = Routes::new(IdentityServer::new(identity))
         .add_service(NodeServer::new(node))
@@ -94,8 +99,41 @@ async fn main() -> anyhow::Result<()> {
         secrets_store_signal::shutdown(),
     )
     .await?;
+    release_state_tmpfs(&store);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens `--state-dir`, on a tmpfs unless `--state-dir-tmpfs=false`.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let opened = if config.state_dir_tmpfs {
+        Store::open_on_tmpfs(&config.state_dir, STATE_TMPFS_SIZE)
+    } else {
+        Store::open(&config.state_dir).map(|s| (s, Backing::Disk("--state-dir-tmpfs=false".into())))
+    };
+    let (store, backing) = opened.map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
+    match backing {
+        Backing::Mounted { moved } => {
+            tracing::info!(dir = %store.dir().display(), moved, "state directory: mounted a private tmpfs")
+        }
+        Backing::Tmpfs => {
+            tracing::info!(dir = %store.dir().display(), "state directory: on a tmpfs")
+        }
+        Backing::Disk(why) => {
+            tracing::info!(dir = %store.dir().display(), reason = %why, "state directory: not on a tmpfs")
+        }
+    }
+    Ok(store)
+}
+
+/// At a clean shutdown, unmounts the state tmpfs this driver mounted when
+/// no volume record remains in it.
+fn release_state_tmpfs(store: &Store) {
+    match store.release_tmpfs() {
+        Ok(true) => tracing::info!("state directory tmpfs unmounted: no volume left"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "state directory tmpfs not unmounted"),
+    }
 }
 
 /// Writes the SecretProviderClassPodStatus objects a previous run left
@@ -132,7 +170,7 @@ async fn publisher(
     providers: Arc<ProviderClients>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Publisher> {
-    let store = Store::open(&config.state_dir).map_err(|e| anyhow::anyhow!("--state-dir: {e}"))?;
+    let store = open_store(config)?;
     // SecretProviderClasses from one watch, for publishes and secret sync
     // (ARCHITECTURE.md, "Publish cost"); without a client every publish
     // fails before reading one.

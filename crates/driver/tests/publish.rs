@@ -481,10 +481,14 @@ async fn refuse_statuses(env: &Env) -> anyhow::Result<Api<ResourceQuota>> {
     Ok(api)
 }
 
-#[tokio::test]
+// Two workers: `DriverProcess::stop` blocks its thread until the driver
+// exits, and the driver drains the kubelet simulator's connection first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_write_is_retried_dropped_by_unpublish_and_finished_after_a_restart()
 -> anyhow::Result<()> {
-    let mut env = Env::start(&[]).await?;
+    // As deployed: the state directory on the driver's own tmpfs.
+    let mut env = Env::start(&["--state-dir-tmpfs=true"]).await?;
+    assert_eq!(mount_type(&state_dir(&env)).as_deref(), Some("tmpfs"));
     env.spc("st", "fake", &[("objects", "x")]).await?;
     env.provider
         .set(Behavior::files(&[("f", b"v", 0o644)], &[("f", "1")]));
@@ -550,5 +554,11 @@ async fn status_write_is_retried_dropped_by_unpublish_and_finished_after_a_resta
         now.metadata.resource_version,
         kept_status.metadata.resource_version
     );
+    // The records outlived the kill on the tmpfs; a clean stop with no
+    // volume left unmounts it.
+    env.kubelet.unpublish(&kept, "secrets").await??;
+    env.kubelet.unpublish(&late, "secrets").await??;
+    assert!(env.driver.stop()?.success());
+    assert_eq!(mount_type(&state_dir(&env)), None);
     Ok(())
 }

@@ -55,6 +55,12 @@ impl DriverProcess {
 
     fn spawn(binary: &Path, socket: &Path, args: &[String], dir: &Path) -> anyhow::Result<Process> {
         let mut all = vec![format!("--endpoint=unix://{}", socket.display())];
+        if binary.file_name() == Some(std::ffi::OsStr::new(OUR_DRIVER)) {
+            // Tests keep the state directory on the test's own filesystem:
+            // a driver killed by a test would leave its state tmpfs mounted.
+            // A later `--state-dir-tmpfs=true` in `args` wins.
+            all.push("--state-dir-tmpfs=false".into());
+        }
         all.extend(args.iter().cloned());
         Process::spawn("csi driver", binary, &all, &[], &dir.join("driver.log"))
     }

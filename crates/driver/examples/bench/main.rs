@@ -63,6 +63,10 @@ struct Args {
     /// Length of the fleet's steady window.
     #[arg(long, default_value_t = 30)]
     fleet_steady_seconds: u64,
+    /// Drivers to run: ours, upstream (ratios need both; `ours` alone is
+    /// a quick before/after of our own figures, e.g. under a heap profiler).
+    #[arg(long, value_delimiter = ',', default_value = "ours,upstream")]
+    drivers: Vec<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results.json")]
     out: PathBuf,
@@ -75,7 +79,15 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => secrets_store_testkit::tools::tool("upstream-secrets-store-csi-driver")?,
     };
-    let kinds = [Kind::Ours, Kind::Upstream];
+    let kinds = args
+        .drivers
+        .iter()
+        .map(|d| match d.as_str() {
+            "ours" => Ok(Kind::Ours),
+            "upstream" => Ok(Kind::Upstream),
+            other => anyhow::bail!("unknown driver {other:?} (ours, upstream)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let env = Env::start(&[(Kind::Ours, args.ours.clone()), (Kind::Upstream, upstream)]).await?;
     let providers = args
         .providers
@@ -98,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     for p in &providers {
         for &n in &args.volumes {
             for &concurrency in &args.concurrency {
-                for driver in kinds {
+                for &driver in &kinds {
                     let case = run::Case {
                         driver,
                         provider: *p,

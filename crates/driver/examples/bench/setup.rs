@@ -179,6 +179,11 @@ impl Env {
             format!("--kubeconfig={}", spec.kubeconfig.display()),
         ];
         args.extend(kubelet_dir_args(&spec.binary, root));
+        if kind == Kind::Ours {
+            // As deployed: records on the driver's private tmpfs (released
+            // at the SIGTERM that ends each run).
+            args.push("--state-dir-tmpfs=true".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         std::fs::create_dir_all(root)?;
         DriverProcess::start(&spec.binary, &args).await

@@ -50,14 +50,30 @@ impl Mounter for LinuxMounter {
 /// opened without following links; `shown` names it in errors and logs).
 /// The driver's targets and the standalone CLI's directories share it.
 pub fn mount_tmpfs_on(dir: &OwnedFd, shown: &Path, options: TmpfsOptions) -> Result<(), Error> {
+    mount_on(dir, shown, &options.data())
+}
+
+/// Mounts a tmpfs of `size` bytes, mode `0700`, on the directory `dir`
+/// (opened without following links): the driver's own state directory.
+pub fn mount_private_tmpfs_on(dir: &OwnedFd, shown: &Path, size: u64) -> Result<(), Error> {
+    mount_on(dir, shown, &format!("size={size},mode=0700"))
+}
+
+/// Whether the directory `dir` is on a tmpfs.
+pub fn on_tmpfs(dir: &OwnedFd) -> std::io::Result<bool> {
+    let fs = nix::sys::statfs::fstatfs(dir)?;
+    Ok(fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+}
+
+fn mount_on(dir: &OwnedFd, shown: &Path, data: &str) -> Result<(), Error> {
     // Secrets never reach disk: tmpfs is memory-backed and bounded;
-    // nosuid/nodev/noexec because the volume only holds data files.
+    // nosuid/nodev/noexec because it only holds data files.
     nix::mount::mount(
         Some("tmpfs"),
         &Target::fd_path(dir),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(options.data().as_str()),
+        Some(data),
     )
     .map_err(|e| Error::Mount {
         target: shown.display().to_string(),

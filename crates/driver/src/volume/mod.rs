@@ -21,6 +21,7 @@
 
 mod memo;
 mod record;
+mod tmpfs;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use secrets_store_crds::v1::SecretProviderClassObject;
+
+pub use tmpfs::Backing;
 
 pub use record::{MAX_RECORD_BYTES, Phase, PodInfo, RECORD_VERSION, RecordError, VolumeRecord};
 
@@ -173,8 +176,12 @@ impl Store {
     }
 
     fn write(&self, target: &Target, record: &VolumeRecord) -> Result<(), Error> {
-        let path = self.path(target);
-        let tmp = self.dir.join(format!(".{}.tmp", target.key()));
+        self.write_key(&target.key(), record)
+    }
+
+    fn write_key(&self, key: &str, record: &VolumeRecord) -> Result<(), Error> {
+        let path = self.dir.join(format!("{key}.json"));
+        let tmp = self.dir.join(format!(".{key}.tmp"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
