@@ -45,6 +45,14 @@ const RETRY: ExponentialBuilder = ExponentialBuilder::new()
     .with_jitter()
     .without_max_times();
 
+/// Status writes in flight at once. Each one holds an HTTP/1.1 connection to
+/// the API server (kube's client does not multiplex), and the client keeps
+/// idle connections: unbounded, a burst of publishes grew the pool to ~80
+/// TLS connections with their buffers, half the driver's heap at 1000
+/// volumes (BENCHMARKS.md, heap profile). A few suffice: the API server
+/// serialises much of the work anyway.
+const MAX_IN_FLIGHT: usize = 4;
+
 /// One status to write.
 #[derive(Debug, Clone)]
 pub struct StatusJob {
@@ -91,6 +99,8 @@ struct Inner {
     store: Store,
     node: String,
     slots: Mutex<HashMap<PathBuf, Slot>>,
+    /// Bounds the writes in flight (see [`MAX_IN_FLIGHT`]).
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for StatusWriter {
@@ -111,6 +121,7 @@ impl StatusWriter {
                 store,
                 node: node.into(),
                 slots: Mutex::default(),
+                in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             }),
         }
     }
@@ -221,6 +232,7 @@ impl StatusWriter {
                 return;
             };
             let attempt = || async {
+                let _permit = self.inner.in_flight.acquire().await;
                 let _held = lock.lock().await;
                 self.write(&target, &job).await
             };

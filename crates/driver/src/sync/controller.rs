@@ -15,8 +15,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use secrets_store_crds::NODE_NAME_LABEL;
 use secrets_store_crds::v1::SecretProviderClassPodStatus;
 use tokio::sync::mpsc;
@@ -121,7 +121,15 @@ pub async fn run(
 ) {
     let selector = format!("{NODE_NAME_LABEL}={}", config.node_id);
     let watch = watcher::Config::default().labels(&selector).any_semantic();
-    let ctl = Controller::new(Api::<Spcps>::all(client.clone()), watch)
+    // One object per volume on this node: `managedFields` (a JSON tree per
+    // writer, the largest part of a stored status) are dropped first.
+    let (reader, writer) = reflector::store();
+    let objects = watcher(Api::<Spcps>::all(client.clone()), watch)
+        .default_backoff()
+        .modify(|s| s.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    let ctl = Controller::for_stream(objects, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENCY))
         .reconcile_on(tokio_stream::wrappers::ReceiverStream::new(trigger.0));
     tracing::info!(node = %config.node_id, resync = ?config.resync, "secret sync controller started");
