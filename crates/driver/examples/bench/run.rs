@@ -129,6 +129,9 @@ async fn measure(
     })
     .await?;
     let published_at = Instant::now();
+    // Ours writes the statuses after the publishes return: their cost
+    // belongs to the publishes, so wait for them (upstream's are done).
+    statuses_written(env, &user, &api0, case.n).await?;
     tokio::time::sleep(SETTLE).await;
     let api = env.counts(&user)?.since(&api0);
     let cpu_publish_s = procfs::cpu_s(pid) - cpu0;
@@ -231,4 +234,24 @@ async fn rotation_pass(
         provider_calls: (case.provider == ProviderKind::Zero).then(|| env.zero.calls() - calls0),
         api_requests: env.counts(&user)?.since(&api0).total(),
     })
+}
+
+/// Waits (up to a minute) until `user` has created `n` status objects
+/// since `before`.
+async fn statuses_written(
+    env: &Env,
+    user: &str,
+    before: &crate::audit::Counts,
+    n: usize,
+) -> anyhow::Result<()> {
+    let key = "create secretproviderclasspodstatuses";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let done = env.counts(user)?.since(before).by_kind.get(key).copied();
+        if done.unwrap_or(0) >= n as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }

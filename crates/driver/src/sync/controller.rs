@@ -171,8 +171,9 @@ struct Context {
 struct Memory {
     /// Digest of the files of the last successful pass.
     digest: Option<u64>,
-    /// Retry delays since the last success.
-    retry: Option<ExponentialBackoff>,
+    /// Retry delays since the last success (boxed: most volumes never
+    /// fail, and every entry of the map is as large as its largest value).
+    retry: Option<Box<ExponentialBackoff>>,
 }
 
 impl Context {
@@ -198,11 +199,32 @@ impl Context {
         match error {
             Some(e) => Err(e),
             None => {
-                self.memory(key, |m| {
-                    m.retry = None;
-                    m.digest = digest.or(m.digest);
-                });
+                self.succeeded(key, digest);
                 Ok(Action::requeue(self.config.resync))
+            }
+        }
+    }
+
+    /// A successful pass: the retry delays are reset; a volume with nothing
+    /// to remember (no files read, e.g. a class without `secretObjects`)
+    /// keeps no entry.
+    fn succeeded(&self, key: &ObjectRef<Spcps>, digest: Option<u64>) {
+        let known = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .and_then(|m| m.digest);
+        match digest.or(known) {
+            Some(d) => self.memory(key, |m| {
+                m.retry = None;
+                m.digest = Some(d);
+            }),
+            None => {
+                self.memory
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(key);
             }
         }
     }
@@ -211,7 +233,7 @@ impl Context {
     fn next_retry(&self, key: &ObjectRef<Spcps>) -> Duration {
         let cap = retry_cap(self.config.resync);
         self.memory(key, |m| {
-            let delays = m.retry.get_or_insert_with(|| retry_delays(cap));
+            let delays = m.retry.get_or_insert_with(|| Box::new(retry_delays(cap)));
             delays.next().unwrap_or(cap).min(cap)
         })
     }
