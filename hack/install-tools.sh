@@ -14,6 +14,11 @@ HACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${SSCSI_TOOLS_DIR:-$HOME/.cache/secrets-store-csi-rs/tools}
 BIN=$ROOT/bin
 mkdir -p "$BIN"
+# One installer per cache at a time: .ci/run starts one beside clippy and
+# hack/test.sh another beside the test build; the second waits, then finds
+# everything done.
+exec 9>"$ROOT/.lock"
+flock 9
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 
 K8S_VERSION=1.36.3
@@ -22,7 +27,6 @@ CSI_SANITY_VERSION=v5.4.0
 OPENBAO_VERSION=2.7.2
 MOTO_VERSION=5.2.5
 SSCSI_VERSION=v1.6.0
-CSI_LIB_UTILS_VERSION=v0.23.0
 HELM_VERSION=v3.22.0
 ALIBABA_PROVIDER_VERSION=0.6.0
 AWS_PROVIDER_VERSION=3.1.1
@@ -33,7 +37,7 @@ LIVENESSPROBE_VERSION=v2.19.0
 CARGO_FUZZ_VERSION=0.13.2
 VAULT_PROVIDER_VERSION=1.7.4
 
-log() { printf '[install-tools] %s\n' "$*" >&2; }
+log() { printf '[install-tools %4ss] %s\n' "$SECONDS" "$*" >&2; }
 
 # link NAME PATH: point $BIN/NAME at PATH.
 link() { ln -sfn "$2" "$BIN/$1"; }
@@ -282,11 +286,6 @@ install_upstream_fake_provider() {
   go_peer upstream-fake-provider sigs.k8s.io/secrets-store-csi-driver "$SSCSI_VERSION"
 }
 
-# What the livenessprobe sidecar does, on the library it is built on.
-install_csi_liveness_probe() {
-  go_peer csi-liveness-probe github.com/kubernetes-csi/csi-lib-utils "$CSI_LIB_UTILS_VERSION"
-}
-
 # The real upstream Alibaba Cloud provider, a differential peer, built offline
 # (vendored) from the archive kept in ../shared/peers beside the clone
 # ($SSCSI_PEERS_DIR overrides that directory).
@@ -340,14 +339,11 @@ install_python_tools() {
   link moto_server "$d/bin/moto_server"
 }
 
-# Not installable here, each refused by the Go module proxy this machine
-# reaches (403 "This module version is not available", checked 2026-11-23):
-# - github.com/kubernetes-csi/node-driver-registrar and .../livenessprobe
-#   (no version, tag, commit or @latest is served); csi-liveness-probe above
-#   stands in for livenessprobe, on the library it is built on;
-# - sigs.k8s.io/secrets-store-csi-driver/test/e2eprovider (a nested module;
-#   neither v1.6.0 nor the v1.6.0 commit is served).
-all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider csi_liveness_probe helm upstream_alibaba_provider upstream_aws_provider upstream_vault_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
+# node-driver-registrar, livenessprobe and the upstream e2e provider are not
+# served by the Go module proxy this machine reaches (403, checked
+# 2026-11-23); they build from the sources in ../shared/peers
+# (install_csi_sidecars, install_upstream_e2e_provider).
+all=(kubernetes etcd csi_sanity python_tools upstream_driver upstream_fake_provider helm upstream_alibaba_provider upstream_aws_provider upstream_vault_provider kubeconform image_tools cargo_fuzz kube_node containerd csi_sidecars upstream_e2e_provider)
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=("${all[@]}")
 for t in "${want[@]}"; do

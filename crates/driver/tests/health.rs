@@ -1,6 +1,5 @@
-//! Health: the liveness probe (the sidecar's logic, on the library the
-//! upstream livenessprobe is built on) sees the driver healthy, then not
-//! once it stops; `--provider-health-check` reports each provider.
+//! Health: the livenessprobe sidecar (v2.19.0, built from ../shared/peers)
+//! sees the driver healthy, then not once it stops; `--provider-health-check` reports each provider.
 
 mod common;
 
@@ -28,8 +27,8 @@ async fn liveness_probe_reports_healthy_then_unhealthy_when_the_driver_stops() -
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}/healthz");
     let _probe = Process::spawn(
-        "csi-liveness-probe",
-        &tool("csi-liveness-probe")?,
+        "livenessprobe",
+        &tool("livenessprobe")?,
         &[
             format!("--csi-address={}", driver.socket().display()),
             format!("--http-endpoint=127.0.0.1:{port}"),
