@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use secrets_store_crds::v1::SecretProviderClassObject;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 
 use secrets_store_crds::spcps_name;
 use secrets_store_crds::v1::SecretProviderClassPodStatus;
@@ -100,7 +100,7 @@ struct Inner {
     node: String,
     slots: Mutex<HashMap<PathBuf, Slot>>,
     /// Bounds the writes in flight (see [`MAX_IN_FLIGHT`]).
-    in_flight: tokio::sync::Semaphore,
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for StatusWriter {
@@ -121,7 +121,7 @@ impl StatusWriter {
                 store,
                 node: node.into(),
                 slots: Mutex::default(),
-                in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             }),
         }
     }
@@ -150,7 +150,7 @@ impl StatusWriter {
         slot.generation += 1;
         slot.job = job;
         if slot.task.is_none() {
-            let task = tokio::spawn(self.clone().run(target.clone()));
+            let task = tokio::spawn(self.clone().queued(target.clone()));
             slot.task = Some(task.abort_handle());
         }
     }
@@ -220,9 +220,21 @@ impl StatusWriter {
         n
     }
 
-    /// The task of one volume: writes the latest submission until none is
-    /// newer than the one written.
-    async fn run(self, target: Target) {
+    /// The task of one volume while it waits for its turn: small (a burst
+    /// of publishes queues a few hundred bytes per volume, not the state of
+    /// a whole write), then the write loop, boxed.
+    async fn queued(self, target: Target) {
+        let Ok(permit) = self.inner.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        Box::pin(self.run(target, permit)).await
+    }
+
+    /// Writes the latest submission for `target` until none is newer than
+    /// the one written; the first attempt uses `permit`, each later one
+    /// waits for its own (none is held while a retry waits).
+    async fn run(self, target: Target, permit: OwnedSemaphorePermit) {
+        let mut first = Some(permit);
         loop {
             let Some((lock, generation, job)) = self
                 .slots()
@@ -231,10 +243,17 @@ impl StatusWriter {
             else {
                 return;
             };
-            let attempt = || async {
-                let _permit = self.inner.in_flight.acquire().await;
-                let _held = lock.lock().await;
-                self.write(&target, &job).await
+            let (this, lock, target, job) = (&self, &lock, &target, &job);
+            let attempt = || {
+                let given = first.take();
+                async move {
+                    let _permit = match given {
+                        Some(p) => Ok(p),
+                        None => this.inner.in_flight.clone().acquire_owned().await,
+                    };
+                    let _held = lock.lock().await;
+                    this.write(target, job).await
+                }
             };
             let _ = attempt
                 .retry(RETRY)
