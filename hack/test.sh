@@ -3,8 +3,12 @@
 # (cached by version outside the clone), then runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-hack/install-tools.sh
+# On a fresh machine the tools (Go builds) and the test build each leave a
+# core idle while they link: build them side by side.
+hack/install-tools.sh &
+tools_pid=$!
 cargo test --workspace --locked --no-run
+wait "$tools_pid"
 
 # The real-node tests (crates/testkit/tests/demo.rs starts the node by hand;
 # crates/deploy-tests/tests/real_node.rs: our charts under a real kubelet,
@@ -18,15 +22,15 @@ images=${CARGO_TARGET_DIR:-$PWD/target}/images
 hack/images.sh "$images"
 node_tests=(control_plane_real_node_runs_a_pod our_charts_serve_pods_through_the_real_kubelet
   upstream_bats_suite_passes_with)
-# The workspace's feature set, not one package's (`-p` would resolve other
-# features and rebuild tokio, kube and the rest for this job alone); the
-# name filters pick the real-node tests out of the `demo` and `real_node`
-# binaries.
+# Exactly the target selection of the build above: `-p` or `--test` would
+# resolve other features and rebuild protox, tokio, kube and the rest for
+# this job alone. The name filters pick the real-node tests; every other
+# binary starts and finds nothing to run.
 node_tests() {
   local args=(--nocapture)
   if [ "${SSCSI_BATS:-}" = all ]; then args+=(--include-ignored); fi
   SSCSI_IMAGES_DIR=$images cargo test --workspace --locked --no-fail-fast \
-    --test demo --test real_node -- "${args[@]}" "${node_tests[@]}"
+    -- "${args[@]}" "${node_tests[@]}"
 }
 node_log=$(mktemp "${TMPDIR:-/tmp}/sscsi-real-node.XXXXXX")
 node_tests >"$node_log" 2>&1 &
