@@ -86,7 +86,7 @@ impl Node {
         lock.lock().context("locking /tmp/sscsi-node/lock")?;
         let dir = base.join(format!("n{}", std::process::id()));
         kubelet_root_free()?;
-        let reaper = Reaper::spawn(&dir)?;
+        let reaper = Reaper::spawn(&dir, &lock)?;
         std::fs::create_dir_all(&dir)?;
         let started = std::time::Instant::now();
         network_up()?;
@@ -260,21 +260,23 @@ impl Drop for Node {
 
 /// The detached teardown script: it blocks on a pipe whose only writer is
 /// this process, so it runs when [`Reaper::run_now`] closes the pipe or when
-/// the process exits in any way (panic, abort, SIGKILL).
+/// the process exits in any way (panic, abort, SIGKILL). It holds the node
+/// lock (a duplicate of its descriptor) until it is done, so the next node
+/// on the machine waits for this one's mounts to be gone.
 struct Reaper {
     stdin: Option<ChildStdin>,
     child: Child,
 }
 
 impl Reaper {
-    fn spawn(dir: &Path) -> anyhow::Result<Self> {
+    fn spawn(dir: &Path, lock: &std::fs::File) -> anyhow::Result<Self> {
         let script = dir.with_extension("teardown.sh");
         std::fs::write(&script, teardown_script(dir))?;
         let mut child = Command::new("setsid")
             .args(["-w", "bash"])
             .arg(&script)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(lock.try_clone()?))
             .stderr(
                 std::fs::File::create(dir.with_extension("teardown.log"))
                     .map(Stdio::from)
@@ -298,7 +300,9 @@ impl Reaper {
 fn teardown_script(dir: &Path) -> String {
     let d = dir.display();
     format!(
-        r#"# Tears down the test node in {d} once stdin closes.
+        r#"# Tears down the test node in {d} once stdin closes. Standard
+# output is the node lock: kept open (fd 9) until the end.
+exec 9>&1 >/dev/null
 cat >/dev/null
 set +e
 kill_all() {{
