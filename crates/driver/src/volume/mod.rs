@@ -211,11 +211,7 @@ impl Store {
     /// `rules`, with its target. Unusable entries are logged and skipped.
     pub fn list(&self, rules: &Rules) -> Result<Vec<(Target, VolumeRecord)>, Error> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(io("readdir", &self.dir))? {
-            let path = entry.map_err(io("readdir", &self.dir))?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
+        for path in self.record_files()? {
             let loaded = read_record(&path).and_then(|r| {
                 let record =
                     r.ok_or_else(|| io("read", &path)(std::io::ErrorKind::NotFound.into()))?;
@@ -233,6 +229,23 @@ impl Store {
                     tracing::warn!(path = %path.display(), "volume record under the wrong name, skipped")
                 }
                 Err(e) => tracing::warn!(error = %e, "volume record skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record files in the directory (`<key>.json`; hidden names such
+    /// as the tmpfs marker are not records).
+    fn record_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io("readdir", &self.dir))? {
+            let path = entry.map_err(io("readdir", &self.dir))?.path();
+            let visible = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'));
+            if visible && path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
             }
         }
         Ok(out)

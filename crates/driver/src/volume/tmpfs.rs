@@ -96,11 +96,8 @@ impl Store {
         if std::fs::symlink_metadata(self.dir().join(MARKER)).is_err() {
             return Ok(false);
         }
-        for entry in std::fs::read_dir(self.dir()).map_err(io("readdir", self.dir()))? {
-            let path = entry.map_err(io("readdir", self.dir()))?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                return Ok(false);
-            }
+        if !self.record_files()?.is_empty() {
+            return Ok(false);
         }
         unmount_path(self.dir())
             .map_err(|e| io("unmount", self.dir())(std::io::Error::other(e.to_string())))?;
@@ -111,13 +108,8 @@ impl Store {
     /// unreadable ones are left where they are.
     fn records_with_keys(&self) -> Result<Vec<(String, VolumeRecord)>, Error> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.dir()).map_err(io("readdir", self.dir()))? {
-            let path = entry.map_err(io("readdir", self.dir()))?.path();
-            let key = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-                .filter(|k| !k.starts_with('.'));
+        for path in self.record_files()? {
+            let key = path.file_stem().and_then(|n| n.to_str());
             if let (Some(key), Ok(Some(record))) = (key, read_record(&path)) {
                 out.push((key.to_string(), record));
             }
