@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every fuzz target under fuzz/ for a fixed time budget each.
 #
-#   hack/fuzz.sh [seconds-per-target] [target ...]     # default: 60 s, all
+#   hack/fuzz.sh [--dev] [seconds-per-target] [target ...]   # default: 60 s, all
+#
+# --dev builds without optimisation (cargo fuzz --dev): a fraction of the
+# build time for fewer executions per second, for short smoke runs
+# (hack/test.sh uses it); longer runs want the optimised build.
 #
 # cargo-fuzz (libFuzzer) on the stable toolchain: `--sanitizer none` keeps
 # every rustc flag stable (coverage instrumentation is `-C` flags; only the
@@ -17,6 +21,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+profile=()
+if [ "${1:-}" = --dev ]; then
+  profile=(--dev)
+  shift
+fi
 budget=${1:-60}
 shift || true
 CACHE=${SSCSI_CACHE_DIR:-$HOME/.cache/secrets-store-csi-rs}
@@ -30,7 +39,7 @@ log() { printf '[fuzz] %s\n' "$*" >&2; }
 SSCSI_TOOLS_DIR=$TOOLS hack/install-tools.sh cargo-fuzz
 export PATH=$TOOLS/bin:$PATH
 fuzz=(cargo fuzz)
-opts=(--fuzz-dir fuzz --sanitizer none --target-dir "$TARGET_DIR")
+opts=(--fuzz-dir fuzz --sanitizer none --target-dir "$TARGET_DIR" "${profile[@]}")
 
 # The lock file is committed: refuse to build if it is stale.
 cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null

@@ -6,6 +6,7 @@
 # the same images with docker/buildah.
 #
 #   hack/images.sh [OUT_DIR]        # default: target/images
+#   hack/images.sh --binaries-only  # the release build alone (no umoci)
 #
 # The release build has its own target directory, kept between runs
 # ($SSCSI_RELEASE_TARGET, default ~/.cache/secrets-store-csi-rs/release-target),
@@ -79,6 +80,7 @@ PY
 }
 
 build_binaries
+[ "${1:-}" != --binaries-only ] || exit 0
 image secrets-store-csi-driver secrets-store-csi-driver 0:0
 image secrets-store-csi-driver-provider-alibabacloud \
   secrets-store-csi-driver-provider-alibabacloud 65532:65532 \

@@ -23,6 +23,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The mode and contents of the file at `path`.
+    #[must_use]
+    pub fn file(&self, path: &str) -> Option<(i32, &[u8])> {
+        self.files
+            .iter()
+            .find(|f| f.0 == path)
+            .map(|f| (f.1, f.2.as_slice()))
+    }
+
     /// The files ordered by path (for providers whose answer order is not
     /// part of the contract).
     #[must_use]
@@ -91,6 +100,15 @@ pub enum Expect {
         /// Makes our reply upstream's.
         align: fn(&mut Reply),
     },
+    /// Both succeed and agree once `canonical` has removed what differs
+    /// from read to read on either side (say a per-request id in a file),
+    /// as `why` says.
+    Equivalent {
+        /// What differs from read to read.
+        why: &'static str,
+        /// Applied to both replies before they are compared.
+        canonical: fn(&mut Reply),
+    },
     /// The same files; the object versions (same ids) differ, as `why` says.
     VersionsDiffer {
         /// The documented difference.
@@ -105,7 +123,7 @@ pub enum Expect {
         /// Our code.
         code: tonic::Code,
         /// Texts both messages hold.
-        substance: &'static [&'static str],
+        substance: Vec<String>,
     },
     /// Both fail with different messages, as `why` says.
     FailDiffers {
@@ -136,54 +154,71 @@ pub enum Expect {
     },
 }
 
+impl Expect {
+    /// [`Expect::BothFail`] with these texts.
+    pub fn both_fail(code: tonic::Code, substance: &[&str]) -> Self {
+        Self::BothFail {
+            code,
+            substance: substance.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+}
+
 /// One row of a differential table.
 pub struct Case {
     /// Shown on a mismatch.
     pub name: &'static str,
-    /// The `objects` attribute.
-    pub objects: &'static str,
+    /// The `objects` attribute (left out when `None`).
+    pub objects: Option<String>,
     /// Further attributes (SecretProviderClass parameters); they override
     /// the pod's defaults.
-    pub params: &'static [(&'static str, &'static str)],
+    pub params: Vec<(String, String)>,
     /// The nodePublishSecretRef keys (none: `null`, as the driver sends).
-    pub secrets: &'static [(&'static str, &'static str)],
+    pub secrets: Vec<(String, String)>,
     /// Attributes left out of the request.
-    pub without: &'static [&'static str],
+    pub without: Vec<String>,
     /// What the answers must be.
     pub expect: Expect,
 }
 
 /// A case with only objects.
-pub const fn case(name: &'static str, objects: &'static str, expect: Expect) -> Case {
+pub fn case(name: &'static str, objects: impl Into<String>, expect: Expect) -> Case {
     Case {
         name,
-        objects,
-        params: &[],
-        secrets: &[],
-        without: &[],
+        objects: Some(objects.into()),
+        params: Vec::new(),
+        secrets: Vec::new(),
+        without: Vec::new(),
         expect,
     }
 }
 
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
 impl Case {
-    /// With these parameters.
+    /// With these parameters (added to those given before).
     #[must_use]
-    pub const fn params(mut self, params: &'static [(&'static str, &'static str)]) -> Self {
-        self.params = params;
+    pub fn params(mut self, params: &[(&str, &str)]) -> Self {
+        self.params.extend(owned(params));
         self
     }
 
     /// With these nodePublishSecretRef keys.
     #[must_use]
-    pub const fn secrets(mut self, secrets: &'static [(&'static str, &'static str)]) -> Self {
-        self.secrets = secrets;
+    pub fn secrets(mut self, secrets: &[(&str, &str)]) -> Self {
+        self.secrets = owned(secrets);
         self
     }
 
-    /// Without these attributes.
+    /// Without these attributes (`objects` among them leaves it out).
     #[must_use]
-    pub const fn without(mut self, keys: &'static [&'static str]) -> Self {
-        self.without = keys;
+    pub fn without(mut self, keys: &[&str]) -> Self {
+        self.without.extend(keys.iter().map(|k| (*k).to_string()));
         self
     }
 
@@ -191,15 +226,21 @@ impl Case {
     /// defaults), the case's parameters over them, then its objects.
     pub fn request(&self, pod: &[(&str, &str)], target_path: &str) -> pb::MountRequest {
         let mut attrs: BTreeMap<&str, &str> = pod.iter().copied().collect();
-        attrs.extend(self.params.iter().copied());
-        attrs.insert("objects", self.objects);
-        for k in self.without {
-            attrs.remove(k);
+        attrs.extend(self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(objects) = &self.objects {
+            attrs.insert("objects", objects);
+        }
+        for k in &self.without {
+            attrs.remove(k.as_str());
         }
         let secrets = if self.secrets.is_empty() {
             "null".to_string()
         } else {
-            let map: BTreeMap<&str, &str> = self.secrets.iter().copied().collect();
+            let map: BTreeMap<&str, &str> = self
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             serde_json::to_string(&map).unwrap_or_default()
         };
         pb::MountRequest {
@@ -228,6 +269,12 @@ impl Case {
                     format!("{name}: beyond the expected difference ({why}):\n ours {o:?}\n upstream {u:?}")
                 })
             }
+            (Expect::Equivalent { why, canonical }, Ok(mut o), Ok(mut u)) => {
+                canonical(&mut o);
+                canonical(&mut u);
+                (o != u)
+                    .then(|| format!("{name} (apart from {why}):\n ours {o:?}\n upstream {u:?}"))
+            }
             (Expect::VersionsDiffer { why }, Ok(o), Ok(u)) => (o.files != u.files
                 || o.versions.keys().ne(u.versions.keys())
                 || o.versions == u.versions)
@@ -239,7 +286,7 @@ impl Case {
             (Expect::BothFail { code, substance }, Err((oc, om)), Err((uc, um))) => {
                 let missing: Vec<_> = substance
                     .iter()
-                    .filter(|s| !om.contains(**s) || !um.contains(**s))
+                    .filter(|s| !om.contains(s.as_str()) || !um.contains(s.as_str()))
                     .collect();
                 (oc != *code || uc != Unknown || !missing.is_empty()).then(|| {
                     format!(
@@ -337,6 +384,27 @@ mod tests {
     }
 
     #[test]
+    fn equivalent_compares_what_canonical_leaves() {
+        fn no_versions(r: &mut Reply) {
+            r.versions.clear();
+        }
+        let c = case(
+            "c",
+            "",
+            Expect::Equivalent {
+                why: "w",
+                canonical: no_versions,
+            },
+        );
+        assert_eq!(c.judge(reply("1"), reply("2")), None);
+        let other = Ok(Reply {
+            files: vec![("b".into(), 0o644, b"x".to_vec())],
+            versions: BTreeMap::new(),
+        });
+        assert!(c.judge(reply("1"), other).is_some());
+    }
+
+    #[test]
     fn failures_check_our_code_upstreams_unknown_and_the_messages() {
         let same = case("c", "", Expect::SameFailure(Code::NotFound));
         let (ours, up) = (fail(Code::NotFound, "m"), fail(Code::Unknown, "m"));
@@ -348,7 +416,7 @@ mod tests {
             "",
             Expect::BothFail {
                 code: Code::NotFound,
-                substance: &["m"],
+                substance: vec!["m".into()],
             },
         );
         assert_eq!(both.judge(fail(Code::NotFound, "a m"), up.clone()), None);
@@ -389,5 +457,9 @@ mod tests {
         assert_eq!(req.secrets, "null");
         let with = c.secrets(&[("k", "v")]).request(&[], "/t");
         assert_eq!(with.secrets, r#"{"k":"v"}"#);
+        let bare = case("c", "x", Expect::Same).without(&["objects"]);
+        let attrs: BTreeMap<String, String> =
+            serde_json::from_str(&bare.request(&[], "/t").attributes).expect("json");
+        assert!(attrs.is_empty());
     }
 }

@@ -71,7 +71,7 @@ const NPS_WRONG: &[(&str, &str)] = &[("access_key", "AKID-BOB"), ("access_secret
 fn table() -> Vec<Case> {
     use Expect::*;
     use tonic::Code;
-    let fail = |code: tonic::Code, substance: &'static [&'static str]| BothFail { code, substance };
+    let fail = Expect::both_fail;
     vec![
         case("seed: one secret", "- objectName: \"MySecret\"\n", Same),
         case(

@@ -1,10 +1,9 @@
 //! Differential: the same Mount requests to our provider and to HashiCorp's
 //! vault-csi-provider v1.7.4, against the same OpenBao, with the same HMAC
-//! key Secret. Answers must match (paths, modes, contents, versions), except
-//! where a row of COMPATIBILITY.md says otherwise; failures must both fail
-//! and carry the same substance.
-
-use std::collections::BTreeMap;
+//! key Secret, judged by the testkit's differential table. Answers must
+//! match (paths, modes, contents, versions), except where a row of
+//! COMPATIBILITY.md says otherwise; failures must both fail and carry the
+//! same substance (ours with a gRPC code, see "Vault: gRPC codes").
 
 use anyhow::Context;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
@@ -12,70 +11,18 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 use secrets_store_proto::provider::v1alpha1 as pb;
-use secrets_store_proto::provider::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
-use secrets_store_testkit::TestPod;
+use secrets_store_testkit::differential::{Case, Expect, Outcome, Reply, case, mount, run_table};
+use secrets_store_testkit::{ControlPlane, TestPod};
 use serde_json::{Value, json};
-use tonic::transport::Channel;
+use tonic::Code;
 
-use secrets_store_testkit::ControlPlane;
 use secrets_store_testkit::vault::{Kind, OpenBao, ROOT_TOKEN, start_peer, start_peer_with_env};
 
-/// Files (path → mode, contents) and versions (id → version).
-#[derive(Debug, Clone, PartialEq)]
-struct Reply {
-    files: BTreeMap<String, (i32, Vec<u8>)>,
-    versions: BTreeMap<String, String>,
-}
+const TARGET: &str = "/tmp/vault-differential-target";
 
-type Outcome = Result<Reply, String>;
-
-/// What the two answers must have in common.
-enum Expect {
-    /// Identical answers.
-    Same,
-    /// Identical but for per-read fields of whole-answer JSON files
-    /// (`request_id`), hence also their versions.
-    SameJson,
-    /// Both fail; both messages hold every substring.
-    BothFail(Vec<String>),
-    /// COMPATIBILITY.md "Vault: file names": ours refuses, upstream passes
-    /// the name on (the driver refuses it later).
-    OursRefuses(&'static str),
-}
-
-struct Case {
-    name: &'static str,
-    params: Vec<(&'static str, String)>,
-    expect: Expect,
-}
-
-async fn mount(c: &mut CsiDriverProviderClient<Channel>, req: pb::MountRequest) -> Outcome {
-    match c.mount(req).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            Ok(Reply {
-                files: r
-                    .files
-                    .into_iter()
-                    .map(|f| (f.path, (f.mode, f.contents)))
-                    .collect(),
-                versions: r
-                    .object_version
-                    .into_iter()
-                    .map(|v| (v.id, v.version))
-                    .collect(),
-            })
-        }
-        Err(s) => Err(s.message().to_string()),
-    }
-}
-
-/// The pod the requests are for, and its `vault` token.
-struct PodIdentity {
-    attrs: BTreeMap<String, String>,
-}
-
-async fn pod_identity(ns: &str) -> anyhow::Result<PodIdentity> {
+/// The attributes the driver adds for the pod the requests are for: its
+/// identity and its `vault` token.
+async fn pod_attributes(ns: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
     let client = ControlPlane::shared().await?.client().await?;
     let pod = TestPod::new(ns, "diff", "diff").create(&client).await?;
     let uid = pod.metadata.uid.clone().context("uid")?;
@@ -97,7 +44,7 @@ async fn pod_identity(ns: &str) -> anyhow::Result<PodIdentity> {
         .await?;
     let token = tr.status.and_then(|s| s.token).context("no token")?;
     let tokens = json!({"vault": {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"}});
-    let attrs = [
+    Ok(vec![
         ("csi.storage.k8s.io/pod.name", "diff".to_string()),
         ("csi.storage.k8s.io/pod.namespace", ns.to_string()),
         ("csi.storage.k8s.io/pod.uid", uid),
@@ -106,64 +53,30 @@ async fn pod_identity(ns: &str) -> anyhow::Result<PodIdentity> {
             "csi.storage.k8s.io/serviceAccount.tokens",
             tokens.to_string(),
         ),
-    ];
-    Ok(PodIdentity {
-        attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    })
+    ])
 }
 
-fn request(pod: &PodIdentity, params: &[(&str, String)]) -> pb::MountRequest {
-    let mut attrs = pod.attrs.clone();
-    for (k, v) in params {
-        attrs.insert(k.to_string(), v.clone());
-    }
-    pb::MountRequest {
-        attributes: serde_json::to_string(&attrs).unwrap_or_default(),
-        secrets: "{}".into(),
-        target_path: "/tmp/vault-differential-target".into(),
-        permission: "420".into(),
-        current_object_version: vec![],
-    }
+fn borrowed<'a>(attrs: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    attrs.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// A whole-answer JSON file without its per-read fields.
-fn stable_json(contents: &[u8]) -> Option<Value> {
-    let mut v: Value = serde_json::from_slice(contents).ok()?;
-    v.as_object_mut()?.remove("request_id");
-    Some(v)
-}
-
-fn judge(case: &Case, ours: &Outcome, upstream: &Outcome) -> Option<String> {
-    let name = case.name;
-    match (&case.expect, ours, upstream) {
-        (Expect::Same, Ok(o), Ok(u)) if o == u => None,
-        (Expect::SameJson, Ok(o), Ok(u)) => {
-            let files_match = o.files.len() == u.files.len()
-                && o.files
-                    .iter()
-                    .zip(&u.files)
-                    .all(|((op, (om, oc)), (up, (um, uc)))| {
-                        op == up
-                            && om == um
-                            && stable_json(oc).is_some()
-                            && stable_json(oc) == stable_json(uc)
-                    });
-            let versions = o.versions.keys().eq(u.versions.keys())
-                && o.versions.values().all(|v| !v.is_empty());
-            (!(files_match && versions)).then(|| format!("{name}: ours {o:?}\n upstream {u:?}"))
+/// Whole-answer JSON files carry Vault's per-read `request_id`, and their
+/// versions (keyed hashes of the contents) differ with it: compare the
+/// files without it, and only whether each version is set.
+fn without_request_id(r: &mut Reply) {
+    for (_, _, contents) in &mut r.files {
+        let Ok(mut v) = serde_json::from_slice::<Value>(contents) else {
+            continue;
+        };
+        if let Some(o) = v.as_object_mut() {
+            o.remove("request_id");
         }
-        (Expect::BothFail(substance), Err(o), Err(u)) => {
-            let missing: Vec<&String> = substance
-                .iter()
-                .filter(|s| !o.contains(s.as_str()) || !u.contains(s.as_str()))
-                .collect();
-            (!missing.is_empty())
-                .then(|| format!("{name}: {missing:?} missing:\n ours {o}\n upstream {u}"))
+        *contents = serde_json::to_vec(&v).unwrap_or_default();
+    }
+    for version in r.versions.values_mut() {
+        if !version.is_empty() {
+            *version = "(set)".into();
         }
-        (Expect::OursRefuses(why), Err(o), Ok(_)) if o.contains(why) => None,
-        (_, o, u) => Some(format!(
-            "{name}: unexpected outcomes:\n ours {o:?}\n upstream {u:?}"
-        )),
     }
 }
 
@@ -171,160 +84,188 @@ fn obj(name: &str, path: &str, extra: &str) -> String {
     format!("- objectName: {name}\n  secretPath: {path}\n{extra}")
 }
 
-fn cases(ns: &str, role: &str) -> Vec<Case> {
+/// The table; `ns` names the namespace's secrets, `role` its Vault role.
+fn table(ns: &str, role: &str) -> Vec<Case> {
+    use Expect::*;
     let app = format!("secret/data/app/{ns}");
     let bin = format!("{app}-bin");
-    let with = |objects: String| vec![("roleName", role.to_string()), ("objects", objects)];
-    let fail = |s: &[&str]| Expect::BothFail(s.iter().map(|x| x.to_string()).collect());
+    let fail = Expect::both_fail;
+    let with =
+        |name, objects: String, expect| case(name, objects, expect).params(&[("roleName", role)]);
     vec![
-        Case {
-            name: "kv2 key and mode",
-            params: with(obj(
+        with(
+            "kv2 key and mode",
+            obj(
                 "pw",
                 &app,
                 "  secretKey: password\n  filePermission: 0600\n",
-            )),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "kv1 key",
-            params: with(obj("api", &format!("kv1/app/{ns}"), "  secretKey: api\n")),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "non-string value",
-            params: with(obj("config", &app, "  secretKey: config\n")),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "html in a JSON value",
-            params: with(obj("html", &app, "  secretKey: html\n")),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "encodings",
-            params: with(
-                obj("b", &bin, "  secretKey: b64\n  encoding: base64\n")
-                    + &obj("h", &bin, "  secretKey: hex\n  encoding: Hex\n"),
             ),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "two keys of one read, v1 prefix, query",
-            params: with(
-                obj(
-                    "user",
-                    &format!("/v1/{app}?version=1"),
-                    "  secretKey: username\n",
-                ) + &obj("pw", &format!("{app}?version=1"), "  secretKey: password\n"),
+            Same,
+        ),
+        with(
+            "kv1 key",
+            obj("api", &format!("kv1/app/{ns}"), "  secretKey: api\n"),
+            Same,
+        ),
+        with(
+            "non-string value",
+            obj("config", &app, "  secretKey: config\n"),
+            Same,
+        ),
+        with(
+            "html in a JSON value",
+            obj("html", &app, "  secretKey: html\n"),
+            Same,
+        ),
+        with(
+            "encodings",
+            obj("b", &bin, "  secretKey: b64\n  encoding: base64\n")
+                + &obj("h", &bin, "  secretKey: hex\n  encoding: Hex\n"),
+            Same,
+        ),
+        with(
+            "two keys of one read, v1 prefix, query",
+            obj(
+                "user",
+                &format!("/v1/{app}?version=1"),
+                "  secretKey: username\n",
+            ) + &obj("pw", &format!("{app}?version=1"), "  secretKey: password\n"),
+            Same,
+        ),
+        with(
+            "token from a TokenRequest",
+            obj("pw", &app, "  secretKey: password\n"),
+            Same,
+        )
+        .params(&[("audience", "vault")]),
+        with(
+            "whole answer",
+            obj("all.json", &app, ""),
+            Equivalent {
+                why: "the per-read request_id",
+                canonical: without_request_id,
+            },
+        ),
+        case(
+            "no roleName",
+            obj("a", &app, ""),
+            fail(
+                Code::InvalidArgument,
+                &["missing 'roleName' in SecretProviderClass definition"],
             ),
-            expect: Expect::Same,
-        },
-        Case {
-            name: "token from a TokenRequest",
-            params: vec![
-                ("roleName", role.to_string()),
-                ("audience", "vault".into()),
-                ("objects", obj("pw", &app, "  secretKey: password\n")),
-            ],
-            expect: Expect::Same,
-        },
-        Case {
-            name: "whole answer",
-            params: with(obj("all.json", &app, "")),
-            expect: Expect::SameJson,
-        },
-        Case {
-            name: "no roleName",
-            params: vec![("objects", obj("a", &app, ""))],
-            expect: fail(&["missing 'roleName' in SecretProviderClass definition"]),
-        },
-        Case {
-            name: "no objects",
-            params: vec![("roleName", role.into())],
-            expect: fail(&[
-                "no secrets configured - the provider will not read any secret material",
-            ]),
-        },
-        Case {
-            name: "duplicates",
-            params: with(obj("a", &app, "") + &obj("a", &app, "")),
-            expect: fail(&[
-                "each `objectName` within a SecretProviderClass must be unique, but the following keys were duplicated: a",
-            ]),
-        },
-        Case {
-            name: "both mount paths",
-            params: vec![
-                ("roleName", role.into()),
-                ("vaultAuthMountPath", "a".into()),
-                ("vaultKubernetesMountPath", "b".into()),
-                ("objects", obj("a", &app, "")),
-            ],
-            expect: fail(&["cannot set both vaultKubernetesMountPath and vaultAuthMountPath"]),
-        },
-        Case {
-            name: "bad vaultSkipTLSVerify",
-            params: vec![
-                ("roleName", role.into()),
-                ("vaultSkipTLSVerify", "yes".into()),
-                ("objects", obj("a", &app, "")),
-            ],
-            expect: fail(&["strconv.ParseBool: parsing \"yes\": invalid syntax"]),
-        },
-        Case {
-            name: "missing key",
-            params: with(obj("a", &app, "  secretKey: nope\n")),
-            expect: fail(&[&format!(
-                "error making mount request: {{{app}}}: {{key \"nope\" does not exist at the secret path}}"
-            )]),
-        },
-        Case {
-            name: "bad encoding",
-            params: with(obj(
-                "a",
-                &app,
-                "  secretKey: password\n  encoding: utf-16\n",
-            )),
-            expect: fail(&["invalid encoding type. Should be utf-8, base64, or hex"]),
-        },
-        Case {
-            name: "bad base64",
-            params: with(obj("a", &bin, "  secretKey: hex\n  encoding: base64\n")),
-            expect: fail(&[&format!("{{{bin}}}: {{illegal base64 data at input byte ")]),
-        },
-        Case {
-            name: "wrong role",
-            params: vec![("roleName", "nope".into()), ("objects", obj("a", &app, ""))],
-            expect: fail(&[
-                "error making mount request: couldn't read secret \"a\": failed to login: ",
-                "/v1/auth/kubernetes/login",
-                "Code: 400. Errors:",
-                "invalid role name \"nope\"",
-            ]),
-        },
-        Case {
-            name: "denied path",
-            params: with(obj("a", &format!("secret/data/denied/{ns}"), "")),
-            expect: fail(&[
-                "error making mount request: couldn't read secret \"a\": error requesting secret: ",
-                "Code: 403. Errors:",
-                "permission denied",
-            ]),
-        },
-        Case {
-            name: "missing path",
-            params: with(obj("a", &format!("{app}-missing"), "")),
-            expect: fail(&[
-                "couldn't read secret \"a\": error requesting secret: ",
-                "Code: 404. Errors:",
-            ]),
-        },
-        Case {
-            name: "unsafe file name",
-            params: with(obj("../x", &app, "  secretKey: password\n")),
-            expect: Expect::OursRefuses("object \"../x\": "),
-        },
+        ),
+        with(
+            "no objects",
+            String::new(),
+            fail(
+                Code::InvalidArgument,
+                &["no secrets configured - the provider will not read any secret material"],
+            ),
+        )
+        .without(&["objects"]),
+        with(
+            "duplicates",
+            obj("a", &app, "") + &obj("a", &app, ""),
+            fail(
+                Code::InvalidArgument,
+                &[
+                    "each `objectName` within a SecretProviderClass must be unique, but the following keys were duplicated: a",
+                ],
+            ),
+        ),
+        with(
+            "both mount paths",
+            obj("a", &app, ""),
+            fail(
+                Code::InvalidArgument,
+                &["cannot set both vaultKubernetesMountPath and vaultAuthMountPath"],
+            ),
+        )
+        .params(&[
+            ("vaultAuthMountPath", "a"),
+            ("vaultKubernetesMountPath", "b"),
+        ]),
+        with(
+            "bad vaultSkipTLSVerify",
+            obj("a", &app, ""),
+            fail(
+                Code::InvalidArgument,
+                &["strconv.ParseBool: parsing \"yes\": invalid syntax"],
+            ),
+        )
+        .params(&[("vaultSkipTLSVerify", "yes")]),
+        with(
+            "missing key",
+            obj("a", &app, "  secretKey: nope\n"),
+            fail(
+                Code::NotFound,
+                &[&format!(
+                    "error making mount request: {{{app}}}: {{key \"nope\" does not exist at the secret path}}"
+                )],
+            ),
+        ),
+        with(
+            "bad encoding",
+            obj("a", &app, "  secretKey: password\n  encoding: utf-16\n"),
+            fail(
+                Code::InvalidArgument,
+                &["invalid encoding type. Should be utf-8, base64, or hex"],
+            ),
+        ),
+        with(
+            "bad base64",
+            obj("a", &bin, "  secretKey: hex\n  encoding: base64\n"),
+            fail(
+                Code::InvalidArgument,
+                &[&format!("{{{bin}}}: {{illegal base64 data at input byte ")],
+            ),
+        ),
+        case(
+            "wrong role",
+            obj("a", &app, ""),
+            fail(
+                Code::InvalidArgument,
+                &[
+                    "error making mount request: couldn't read secret \"a\": failed to login: ",
+                    "/v1/auth/kubernetes/login",
+                    "Code: 400. Errors:",
+                    "invalid role name \"nope\"",
+                ],
+            ),
+        )
+        .params(&[("roleName", "nope")]),
+        with(
+            "denied path",
+            obj("a", &format!("secret/data/denied/{ns}"), ""),
+            fail(
+                Code::PermissionDenied,
+                &[
+                    "error making mount request: couldn't read secret \"a\": error requesting secret: ",
+                    "Code: 403. Errors:",
+                    "permission denied",
+                ],
+            ),
+        ),
+        with(
+            "missing path",
+            obj("a", &format!("{app}-missing"), ""),
+            fail(
+                Code::NotFound,
+                &[
+                    "couldn't read secret \"a\": error requesting secret: ",
+                    "Code: 404. Errors:",
+                ],
+            ),
+        ),
+        with(
+            "unsafe file name",
+            obj("../x", &app, "  secretKey: password\n"),
+            OnlyOursFails {
+                why: "COMPATIBILITY.md \"Vault: file names\"",
+                code: Code::InvalidArgument,
+                substance: "object \"../x\": ",
+            },
+        ),
     ]
 }
 
@@ -336,20 +277,18 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
         .namespace("vault-diff")
         .await?;
     let role = crate::seed_namespace(bao, &ns).await?;
-    let app = format!("secret/data/app/{ns}");
     let ours = start_peer(Kind::Ours, bao, &[]).await?;
     let upstream = start_peer(Kind::Upstream, bao, &[]).await?;
-    let (mut oc, mut uc) = (ours.client().await?, upstream.client().await?);
-    let pod = pod_identity(&ns).await?;
-    let mut problems = Vec::new();
-    let cases = cases(&ns, &role);
-    for case in &cases {
-        let req = request(&pod, &case.params);
-        let (o, u) = (mount(&mut oc, req.clone()).await, mount(&mut uc, req).await);
-        problems.extend(judge(case, &o, &u));
-    }
+    let attrs = pod_attributes(&ns).await?;
+    let pod = borrowed(&attrs);
+    let request = |c: &Case| c.request(&pod, TARGET);
+    let sorted = |o: Outcome| o.map(Reply::sorted);
+    run_table(&ours, &upstream, &table(&ns, &role), request, sorted).await?;
+
     // Versions change with the contents, the same way on both.
-    let req = request(&pod, &cases[0].params);
+    let app = format!("secret/data/app/{ns}");
+    let (mut oc, mut uc) = (ours.client().await?, upstream.client().await?);
+    let req = request(&table(&ns, &role)[0]);
     let before = mount(&mut oc, req.clone()).await;
     bao.api("POST", &app, Some(json!({"data": {"password": "changed"}})))
         .await?;
@@ -359,17 +298,17 @@ async fn our_answers_match_the_upstream_provider() -> anyhow::Result<()> {
             assert_ne!(b.versions, o.versions, "our version did not change");
             assert_eq!(o, u, "after the change");
         }
-        other => problems.push(format!("versions: {other:?}")),
+        other => panic!("versions: {other:?}\n--- ours\n{}", ours.log()),
     }
-    assert!(
-        problems.is_empty(),
-        "{}\n--- ours\n{}\n--- upstream\n{}",
-        problems.join("\n"),
-        ours.log(),
-        upstream.log()
-    );
     crate::assert_clean(&ours.log(), &[]);
     Ok(())
+}
+
+/// A request with no pod attributes and these parameters.
+fn bare_request(objects: String, params: &[(&str, &str)]) -> pb::MountRequest {
+    case("bare", objects, Expect::Same)
+        .params(params)
+        .request(&[], TARGET)
 }
 
 /// Standalone use: no Kubernetes client, `VAULT_TOKEN` set (the standalone
@@ -387,29 +326,20 @@ async fn without_kubernetes_vault_token_reads_and_versions_still_change() -> any
     let ours = start_peer_with_env(Kind::Ours, bao, &[], &env).await?;
     let mut c = ours.client().await?;
     let app = format!("secret/data/app/{ns}");
-    let params = vec![
-        ("roleName", "unused".to_string()),
-        ("objects", obj("pw", &app, "  secretKey: password\n")),
-    ];
-    let req = request(
-        &PodIdentity {
-            attrs: BTreeMap::new(),
-        },
-        &params,
+    let req = bare_request(
+        obj("pw", &app, "  secretKey: password\n"),
+        &[("roleName", "unused")],
     );
     let first = mount(&mut c, req.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", ours.log()))?;
-    assert_eq!(
-        first.files["pw"],
-        (0o644, crate::CANARY.as_bytes().to_vec())
-    );
+        .map_err(|e| anyhow::anyhow!("{e:?}\n{}", ours.log()))?;
+    assert_eq!(first.file("pw"), Some((0o644, crate::CANARY.as_bytes())));
     bao.api("POST", &app, Some(json!({"data": {"password": "changed"}})))
         .await?;
     let second = mount(&mut c, req)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert_eq!(second.files["pw"].1, b"changed");
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(second.file("pw").map(|f| f.1), Some(&b"changed"[..]));
     assert_ne!(first.versions["pw"], second.versions["pw"]);
     assert!(!first.versions["pw"].is_empty());
     let log = ours.log();
@@ -482,38 +412,31 @@ async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
     let ours = start_peer_with_env(Kind::Ours, bao, &[], &env).await?;
     let mut c = ours.client().await?;
     let objects = obj("k", "secret/data/tls", "  secretKey: k\n");
-    let with = |extra: &[(&'static str, String)]| {
-        let mut p = vec![("roleName", "r".to_string()), ("objects", objects.clone())];
-        p.extend_from_slice(extra);
-        request(
-            &PodIdentity {
-                attrs: BTreeMap::new(),
-            },
-            &p,
-        )
+    let with = |extra: &[(&str, &str)]| {
+        bare_request(objects.clone(), &[&[("roleName", "r")], extra].concat())
     };
     let ok = |o: Outcome| -> anyhow::Result<Vec<u8>> {
-        o.map(|r| r.files["k"].1.clone())
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        let reply = o.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(reply.file("k").context("no file k")?.1.to_vec())
     };
-    let addr_127 = ("vaultAddress", addr.clone());
-    let ca_param = ("vaultCACertPath", ca.clone());
+    let addr_127 = ("vaultAddress", addr.as_str());
+    let ca_param = ("vaultCACertPath", ca.as_str());
     assert_eq!(
-        ok(mount(&mut c, with(&[addr_127.clone(), ca_param.clone()])).await)?,
+        ok(mount(&mut c, with(&[addr_127, ca_param])).await)?,
         b"tls-value"
     );
-    let named = ("vaultTLSServerName", "localhost4".to_string());
+    let named = ("vaultTLSServerName", "localhost4");
     assert_eq!(
-        ok(mount(&mut c, with(&[addr_127.clone(), ca_param.clone(), named])).await)?,
+        ok(mount(&mut c, with(&[addr_127, ca_param, named])).await)?,
         b"tls-value"
     );
-    let skip = ("vaultSkipTLSVerify", "true".to_string());
+    let skip = ("vaultSkipTLSVerify", "true");
     assert_eq!(
-        ok(mount(&mut c, with(&[addr_127.clone(), skip])).await)?,
+        ok(mount(&mut c, with(&[addr_127, skip])).await)?,
         b"tls-value"
     );
-    let wrong_name = ("vaultTLSServerName", "other.test".to_string());
-    let err = mount(&mut c, with(&[addr_127.clone(), ca_param, wrong_name]))
+    let wrong_name = ("vaultTLSServerName", "other.test");
+    let (_, err) = mount(&mut c, with(&[addr_127, ca_param, wrong_name]))
         .await
         .expect_err("wrong name");
     assert!(
@@ -521,7 +444,7 @@ async fn tls_settings_reach_a_tls_openbao() -> anyhow::Result<()> {
             && err.contains("certificate"),
         "{err}"
     );
-    let err = mount(&mut c, with(&[addr_127]))
+    let (_, err) = mount(&mut c, with(&[addr_127]))
         .await
         .expect_err("untrusted");
     assert!(err.contains("certificate"), "{err}");
